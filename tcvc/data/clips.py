@@ -1,0 +1,173 @@
+"""Clips of consecutive frames from roots of frame folders (the DAVIS/Videvo 300×300 layout).
+
+A root holds one folder of frames per video::
+
+    root/
+      bear/00000.png 00001.png ...
+      blackswan/00000.png ...
+
+A clip is `interval + 2` consecutive frames: two anchors with `interval` frames between them.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch.utils.data import Dataset
+
+from tcvc.color import rgb_to_lab_normalized
+from tcvc.data.augment import center_crop, random_crop_and_flip
+from tcvc.io import IMAGE_SUFFIXES, natural_key
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ClipDataset", "DataError", "VideoFrames", "find_videos", "read_frame"]
+
+
+class DataError(ValueError):
+    """A training or validation root that cannot be used; the message names the path."""
+
+
+@dataclass(frozen=True)
+class VideoFrames:
+    """One video of a root: its name and its naturally sorted frame files."""
+
+    name: str
+    frames: tuple[Path, ...]
+
+
+def find_videos(roots: list[str | Path], *, min_frames: int) -> list[VideoFrames]:
+    """Every video folder of every root with at least `min_frames` frames.
+
+    Raises DataError for a missing root, a root with no video folders, or when no video is long
+    enough; shorter videos are skipped with one warning that lists them.
+    """
+    if isinstance(roots, (str, Path)):
+        roots = [roots]
+    if not roots:
+        raise DataError("no data root given (data.roots / data.val_roots is empty)")
+    videos: list[VideoFrames] = []
+    too_short: list[str] = []
+    for root in map(Path, roots):
+        if not root.is_dir():
+            raise DataError(f"data root {root} does not exist or is not a folder")
+        folders = sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: natural_key(p.name))
+        if not folders:
+            raise DataError(f"data root {root} holds no video folders (expected <root>/<video>/00000.png ...)")
+        for folder in folders:
+            frames = tuple(
+                sorted(
+                    (p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES),
+                    key=lambda p: natural_key(p.name),
+                )
+            )
+            if not frames:
+                raise DataError(f"video folder {folder} holds no frames (png, jpg, bmp, tif)")
+            if len(frames) < min_frames:
+                too_short.append(f"{folder} ({len(frames)} frames)")
+                continue
+            videos.append(VideoFrames(name=f"{root.name}/{folder.name}", frames=frames))
+    if too_short:
+        log.warning(
+            "skipping %d video(s) shorter than a clip of %d frames: %s",
+            len(too_short), min_frames, ", ".join(too_short),
+        )
+    if not videos:
+        raise DataError(
+            f"no video in {', '.join(map(str, roots))} has the {min_frames} frames a clip needs "
+            f"(data.interval + 2); lower data.interval or add longer videos"
+        )
+    return videos
+
+
+def read_frame(path: Path) -> torch.Tensor:
+    """A frame file as a 3×H×W float tensor in [0, 1] (gray files are repeated to RGB)."""
+    try:
+        with Image.open(path) as image:
+            array = np.asarray(image.convert("RGB"))
+    except (OSError, UnidentifiedImageError) as error:
+        raise DataError(f"cannot read frame {path}: {error}") from None
+    return torch.from_numpy(array.copy()).permute(2, 0, 1).float().div_(255.0)
+
+
+class ClipDataset(Dataset):
+    """Clips of `interval + 2` frames, as Lab tensors normalised the way IDC and TCVC expect.
+
+    A sample is a dict:
+      - `L`:  T×1×H×W, (L − 50) / 100, in [−0.5, 0.5]
+      - `ab`: T×2×H×W, ab / 110, about [−1, 1]
+      - `video`: the video's name (`<root name>/<folder name>`), `start`: index of the first frame.
+
+    Training (`train=True`): item i is a clip of video i mod V (V videos over all roots, so mixed
+    roots such as DAVIS + Videvo are sampled uniformly by video, whatever their lengths), from a
+    random start, with one random crop and the same random flips/transpose for every frame.
+    Validation (`train=False`): fixed clips — `clips_per_video` starts spread evenly over each video
+    and a centre crop — so every validation run sees the same frames.
+    """
+
+    def __init__(
+        self,
+        roots: list[str | Path],
+        *,
+        interval: int,
+        crop_size: int | None,
+        train: bool,
+        clips_per_video: int = 1,
+    ) -> None:
+        if interval < 0:
+            raise DataError(f"data.interval must be >= 0, got {interval}")
+        if clips_per_video < 1:
+            raise DataError(f"clips_per_video must be >= 1, got {clips_per_video}")
+        self.interval = interval
+        self.clip_length = interval + 2
+        self.crop_size = crop_size
+        self.train = train
+        self.clips_per_video = clips_per_video
+        self.videos = find_videos(roots, min_frames=self.clip_length)
+        self._fixed_clips = [
+            (video_index, start)
+            for video_index, video in enumerate(self.videos)
+            for start in self._even_starts(len(video.frames))
+        ]
+
+    def _even_starts(self, num_frames: int) -> list[int]:
+        last = num_frames - self.clip_length
+        count = min(self.clips_per_video, last + 1)
+        return sorted({round(i * last / max(count - 1, 1)) for i in range(count)})
+
+    def __len__(self) -> int:
+        if self.train:
+            return len(self.videos) * self.clips_per_video
+        return len(self._fixed_clips)
+
+    def __getitem__(self, index: int) -> dict:
+        if self.train:
+            video = self.videos[index % len(self.videos)]
+            start = int(torch.randint(0, len(video.frames) - self.clip_length + 1, ()).item())
+        else:
+            video_index, start = self._fixed_clips[index]
+            video = self.videos[video_index]
+        paths = video.frames[start : start + self.clip_length]
+        frames = [read_frame(p) for p in paths]
+        for path, frame in zip(paths, frames):
+            if frame.shape != frames[0].shape:
+                raise DataError(
+                    f"frame {path} is {tuple(frame.shape[1:])}, but {paths[0]} is "
+                    f"{tuple(frames[0].shape[1:])}: frames of a video must share one size"
+                )
+        rgb = torch.stack(frames)
+        if self.crop_size is not None:
+            height, width = rgb.shape[-2:]
+            if min(height, width) < self.crop_size:
+                raise DataError(
+                    f"frames of {video.name} are {height}×{width}, smaller than "
+                    f"data.crop_size={self.crop_size}"
+                )
+            rgb = random_crop_and_flip(rgb, self.crop_size) if self.train else center_crop(rgb, self.crop_size)
+        L, ab = rgb_to_lab_normalized(rgb)
+        return {"L": L, "ab": ab, "video": video.name, "start": start}

@@ -1,0 +1,27 @@
+"""Shared fixtures: the project root for the configs, and the embedded sample data built once."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("TCVC_ROOT", str(ROOT))
+
+
+def pytest_collection_modifyitems(config, items):
+    skip_gpu = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "gpu" in item.keywords and not torch.cuda.is_available():
+            item.add_marker(skip_gpu)
+
+
+@pytest.fixture(scope="session")
+def sample_dir(tmp_path_factory) -> Path:
+    """The sample data (`train/` and `val/` roots of 300×300 frame folders), built once a session."""
+    from tcvc.data import prepare_sample_data
+
+    return prepare_sample_data(tmp_path_factory.mktemp("data") / "sample")

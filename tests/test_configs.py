@@ -1,0 +1,73 @@
+"""The Hydra config tree composes, and its objects build from `_target_`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+
+from tcvc.data import TCVCDataModule
+
+CONF = str(Path(__file__).resolve().parents[1] / "conf")
+
+
+@pytest.mark.parametrize("name", ["train", "eval"])
+def test_configs_compose(name):
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        cfg = compose(config_name=name, overrides=[] if name == "train" else ["ckpt=x.pth"])
+    assert cfg.data.interval == 10
+    assert cfg.data.crop_size == 256
+    assert cfg.model.loss.srl_steps == [1, 2]
+
+
+def test_colorize_config_requires_its_inputs():
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        cfg = compose(config_name="colorize", overrides=["input=a.mp4", "output=b.mp4", "ckpt=w.pth"])
+    assert (cfg.input, cfg.output, cfg.ckpt, cfg.overwrite) == ("a.mp4", "b.mp4", "w.pth", False)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["trainer=cpu"],
+        ["trainer=gpu"],
+        ["trainer=ddp"],
+        ["logger=wandb"],
+        ["debug=fdr"],
+        ["data=davis_videvo"],
+        ["experiment=idc_srl"],
+        ["data.interval=4", "data.batch_size=1"],
+    ],
+)
+def test_groups_compose(overrides):
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        cfg = compose(config_name="train", overrides=overrides)
+    assert cfg.trainer._target_ == "pytorch_lightning.Trainer"
+    if overrides == ["debug=fdr"]:
+        assert cfg.trainer.fast_dev_run == 1
+    if overrides == ["experiment=idc_srl"]:
+        assert (cfg.data.interval, cfg.data.crop_size, cfg.data.batch_size) == (10, 256, 4)
+        assert cfg.model.optimizer.lr == 5e-5 and list(cfg.model.optimizer.betas) == [0.9, 0.99]
+        assert list(cfg.model.scheduler.milestones) == [10000, 20000, 30000, 100000]
+        assert cfg.model.loss.pixel_weight == 0.0
+    if overrides[0].startswith("data.interval"):
+        assert (cfg.data.interval, cfg.data.batch_size) == (4, 1)
+
+
+def test_data_config_builds_the_datamodule(sample_dir):
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        cfg = compose(
+            config_name="train",
+            overrides=[
+                f"paths.data_dir={sample_dir.parent}", "data.interval=2", "data.crop_size=64",
+                "data.batch_size=1",
+            ],
+        )
+    datamodule = instantiate(cfg.data)
+    assert isinstance(datamodule, TCVCDataModule)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    batch = next(iter(datamodule.train_dataloader()))
+    assert batch["L"].shape == (1, 4, 1, 64, 64)
