@@ -1,0 +1,157 @@
+"""tcvc::resample2d: reference vs NVIDIA's kernel as loops, grid_sample, backward, opcheck."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ops import resample2d
+from ops.reference import resample2d_backward_reference, resample2d_reference
+
+
+def naive_resample2d(image, flow, grad):
+    """NVIDIA's forward and both backward kernels transcribed as per-pixel loops (float64)."""
+    img, fl, g = image.double().numpy(), flow.double().numpy(), grad.double().numpy()
+    b, _, h, w = img.shape
+    out = np.zeros_like(img)
+    g_img = np.zeros_like(img)
+    g_flow = np.zeros_like(fl)
+    for n in range(b):
+        for y in range(h):
+            for x in range(w):
+                xf, yf = x + fl[n, 0, y, x], y + fl[n, 1, y, x]
+                alpha, beta = xf - math.floor(xf), yf - math.floor(yf)
+                xl = min(max(math.floor(xf), 0), w - 1)
+                xr = min(max(math.floor(xf) + 1, 0), w - 1)
+                yt = min(max(math.floor(yf), 0), h - 1)
+                yb = min(max(math.floor(yf) + 1, 0), h - 1)
+                taps = [
+                    ((1 - alpha) * (1 - beta), yt, xl),
+                    (alpha * (1 - beta), yt, xr),
+                    ((1 - alpha) * beta, yb, xl),
+                    (alpha * beta, yb, xr),
+                ]
+                for wgt, yy, xx in taps:
+                    out[n, :, y, x] += wgt * img[n, :, yy, xx]
+                    g_img[n, :, yy, xx] += wgt * g[n, :, y, x]
+                gx = (1 - beta) * (img[n, :, yt, xr] - img[n, :, yt, xl]) + beta * (
+                    img[n, :, yb, xr] - img[n, :, yb, xl]
+                )
+                gy = (1 - alpha) * (img[n, :, yb, xl] - img[n, :, yt, xl]) + alpha * (
+                    img[n, :, yb, xr] - img[n, :, yt, xr]
+                )
+                g_flow[n, 0, y, x] = (g[n, :, y, x] * gx).sum()
+                g_flow[n, 1, y, x] = (g[n, :, y, x] * gy).sum()
+    return tuple(torch.from_numpy(a) for a in (out, g_img, g_flow))
+
+
+def _inputs(kind: str, seed: int = 0, size=(2, 3, 7, 9)):
+    torch.manual_seed(seed)
+    b, c, h, w = size
+    image = torch.randn(b, c, h, w, dtype=torch.float64)
+    if kind == "zero":
+        flow = torch.zeros(b, 2, h, w, dtype=torch.float64)
+    elif kind == "outside":  # many points beyond every border, by up to 3 image sizes
+        flow = (torch.rand(b, 2, h, w, dtype=torch.float64) - 0.5) * 6 * max(h, w)
+    elif kind == "integer":  # on pixel centres, exercising floor/clamp ties
+        flow = torch.randint(-3, 4, (b, 2, h, w)).double()
+    else:
+        flow = torch.randn(b, 2, h, w, dtype=torch.float64) * 2
+    return image, flow
+
+
+@pytest.mark.parametrize("kind", ["random", "zero", "outside", "integer"])
+def test_matches_naive_loops(kind):
+    image, flow = _inputs(kind)
+    grad = torch.randn_like(image)
+    out, g_img, g_flow = naive_resample2d(image, flow, grad)
+    torch.testing.assert_close(resample2d(image, flow), out, rtol=1e-12, atol=1e-12)
+    r_img, r_flow = resample2d_backward_reference(grad, image, flow)
+    torch.testing.assert_close(r_img, g_img, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(r_flow, g_flow, rtol=1e-12, atol=1e-12)
+
+
+def test_zero_flow_is_identity():
+    image, flow = _inputs("zero")
+    assert torch.equal(resample2d(image, flow), image)
+
+
+def test_constant_shift_known_values():
+    # Row 0..W-1 holds x; a flow of +1.5 samples x + 1.5, clamped to W - 1.
+    w = 6
+    image = torch.arange(w, dtype=torch.float32).expand(1, 1, 3, w).contiguous()
+    flow = torch.zeros(1, 2, 3, w)
+    flow[:, 0] = 1.5
+    out = resample2d(image, flow)
+    expected = torch.tensor([1.5, 2.5, 3.5, 4.5, 5.0, 5.0]).expand(1, 1, 3, w)
+    torch.testing.assert_close(out, expected)
+
+
+@pytest.mark.parametrize("kind", ["random", "zero", "outside", "integer"])
+def test_forward_equals_grid_sample_border(kind):
+    image, flow = _inputs(kind, seed=1)
+    _, _, h, w = image.shape
+    ys, xs = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    gx = (xs + flow[:, 0]) / (w - 1) * 2 - 1
+    gy = (ys + flow[:, 1]) / (h - 1) * 2 - 1
+    grid = torch.stack([gx, gy], dim=-1)
+    expected = F.grid_sample(image, grid, "bilinear", padding_mode="border", align_corners=True)
+    torch.testing.assert_close(resample2d(image, flow), expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["random", "outside", "integer"])
+def test_autograd_matches_explicit_backward(kind):
+    image, flow = _inputs(kind, seed=2)
+    image.requires_grad_(True)
+    flow.requires_grad_(True)
+    grad = torch.randn_like(image)
+    expected = torch.autograd.grad(resample2d_reference(image, flow), (image, flow), grad)
+    got = torch.autograd.grad(resample2d(image, flow), (image, flow), grad)
+    for g, e in zip(got, expected):
+        torch.testing.assert_close(g, e, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["random", "outside"])
+def test_gradcheck_float64(kind):
+    image, flow = _inputs(kind, seed=3, size=(2, 2, 5, 6))
+    # Keep sample points off integer coordinates, where the bilinear weights have kinks.
+    flow = flow + 0.25
+    image.requires_grad_(True)
+    flow.requires_grad_(True)
+    assert torch.autograd.gradcheck(resample2d, (image, flow))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_opcheck(dtype):
+    image, flow = _inputs("random", seed=4)
+    image = image.to(dtype).requires_grad_(True)
+    flow = flow.to(dtype).requires_grad_(True)
+    torch.library.opcheck(torch.ops.tcvc.resample2d.default, (image, flow))
+    grad = torch.randn_like(image)
+    torch.library.opcheck(
+        torch.ops.tcvc.resample2d_backward.default, (grad, image.detach(), flow.detach())
+    )
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_low_precision_uses_float32_coordinates(dtype):
+    # At x ≈ 200, bfloat16 cannot hold x + u; the reference computes coordinates in float32.
+    image, flow = _inputs("random", seed=5, size=(1, 2, 4, 256))
+    image, flow = image.float(), flow.float()
+    expected = resample2d(image.to(dtype).float(), flow.to(dtype).float())
+    out = resample2d(image.to(dtype), flow.to(dtype))
+    assert out.dtype == dtype
+    torch.testing.assert_close(out.float(), expected.to(dtype).float(), rtol=0, atol=0)
+
+
+def test_shape_mismatch_raises():
+    with pytest.raises(ValueError, match="B×2×H×W"):
+        resample2d(torch.randn(1, 3, 8, 8), torch.randn(1, 2, 8, 9))
+    with pytest.raises(ValueError, match="B×2×H×W"):
+        resample2d(torch.randn(2, 3, 8, 8), torch.randn(2, 3, 8, 8))
+    with pytest.raises(ValueError, match="dtype"):
+        resample2d(torch.randn(1, 3, 8, 8), torch.randn(1, 2, 8, 8, dtype=torch.float64))
