@@ -1,0 +1,93 @@
+"""FlowNet2: the NVIDIA layout, strict loading with clear errors, and the original's flows."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from tcvc.nets.checkpoints import CheckpointError
+from tcvc.nets.flownet2 import FLOWNET2_NUM_PARAMETERS, FlowNet2, load_flownet2
+from tcvc.testing import synthetic_state_dict
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts" / "reference"))
+
+
+@pytest.fixture(scope="module")
+def net() -> FlowNet2:
+    return FlowNet2().eval()
+
+
+def test_layout_is_nvidias(net):
+    """Every key and shape of the `flow.` part of the released TCVC checkpoint, no more."""
+    layout = json.loads((DATA / "original_tcvc_idc_layout.json").read_text())
+    released = {k.removeprefix("flow."): v for k, v in layout.items() if k.startswith("flow.")}
+    ours = {k: list(v.shape) for k, v in net.state_dict().items()}
+    assert ours == released
+    assert sum(p.numel() for p in net.parameters()) == FLOWNET2_NUM_PARAMETERS == 162_518_834
+
+
+def test_flow_equals_the_original_on_real_frames(net):
+    """The original FlowNet2 code, run on CPU with the same generated weights (see
+    scripts/reference/make_flownet2_reference.py), gave these flows for two real pairs."""
+    from make_flownet2_reference import SEED, layout
+
+    reference = torch.load(DATA / "flownet2_reference.pt", weights_only=True)
+    assert reference["seed"] == SEED
+    net.load_state_dict(synthetic_state_dict(layout(), seed=SEED), strict=True)
+    with torch.no_grad():
+        flow = net(reference["image1"], reference["image2"])
+    expected = reference["flow"]
+    assert flow.shape == expected.shape == (2, 2, 128, 192)
+    assert expected.abs().mean() > 1.0  # real motion, not a near-zero field
+    # float32 round-off of a 100-layer stack (the original batches differently): |flow| up to ~30 px
+    torch.testing.assert_close(flow, expected, atol=5e-4, rtol=1e-5)
+
+
+def test_sizes_must_be_multiples_of_64(net):
+    image = torch.rand(1, 3, 100, 128)
+    with pytest.raises(ValueError, match="100×128"):
+        net(image, image)
+    with pytest.raises(ValueError, match="same shape|one shape"):
+        net(torch.rand(1, 3, 64, 64), torch.rand(1, 3, 128, 64))
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory, net) -> tuple[Path, dict]:
+    """A file in the layout of NVIDIA's FlowNet2_checkpoint.pth.tar."""
+    state = synthetic_state_dict({k: v.shape for k, v in net.state_dict().items()}, seed=1)
+    path = tmp_path_factory.mktemp("flownet2") / "FlowNet2_checkpoint.pth.tar"
+    torch.save({"epoch": 0, "state_dict": state, "best_EPE": 1.5}, path)
+    return path, state
+
+
+def test_checkpoint_loads_strictly(checkpoint):
+    path, state = checkpoint
+    loaded = load_flownet2(path)
+    for key, value in loaded.state_dict().items():
+        assert torch.equal(value, state[key]), key
+
+
+def test_damaged_checkpoints_name_the_problem(checkpoint, tmp_path):
+    path, state = checkpoint
+    renamed = dict(state)
+    renamed["flownetc.conv1.0.weightX"] = renamed.pop("flownetc.conv1.0.weight")
+    torch.save({"epoch": 0, "state_dict": renamed, "best_EPE": 0.0}, tmp_path / "renamed.pth")
+    with pytest.raises(CheckpointError, match="flownetc.conv1.0.weight") as error:
+        load_flownet2(tmp_path / "renamed.pth")
+    assert "renamed.pth" in str(error.value)
+
+    misshaped = dict(state)
+    misshaped["flownetfusion.predict_flow0.bias"] = torch.zeros(3)
+    torch.save({"state_dict": misshaped}, tmp_path / "shape.pth")
+    with pytest.raises(CheckpointError, match="predict_flow0.bias"):
+        load_flownet2(tmp_path / "shape.pth")
+
+    data = path.read_bytes()
+    (tmp_path / "cut.pth").write_bytes(data[: len(data) // 3])
+    with pytest.raises(CheckpointError, match="cut.pth"):
+        load_flownet2(tmp_path / "cut.pth")
