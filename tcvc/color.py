@@ -1,10 +1,15 @@
 """Lab conversions in the normalisation IDC and TCVC use (kornia does the colour science).
 
 Normalised Lab: `L_norm = (L − 50) / 100` in [−0.5, 0.5] and `ab_norm = ab / 110` (about [−1, 1]).
+RGB is sRGB in [0, 1] (kornia linearises it before going to XYZ, D65 white).
+
+Also the two trips between the uint8 frames of files (H×W×3, numpy) and the float tensors the
+networks see (3×H×W in [0, 1]).
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from kornia.color import lab_to_rgb, rgb_to_lab
 
@@ -14,7 +19,9 @@ __all__ = [
     "L_SCALE",
     "gray_to_L",
     "lab_normalized_to_rgb",
+    "rgb_float_to_uint8",
     "rgb_to_lab_normalized",
+    "rgb_uint8_to_float",
 ]
 
 L_CENTER = 50.0
@@ -33,8 +40,18 @@ def rgb_to_lab_normalized(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
 
 
 def lab_normalized_to_rgb(L: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
-    """(L ...×1×H×W, ab ...×2×H×W), normalised → RGB ...×3×H×W in [0, 1] (clipped)."""
-    if L.shape[-3] != 1 or ab.shape[-3] != 2 or L.shape[-2:] != ab.shape[-2:]:
+    """(L ...×1×H×W, ab ...×2×H×W), normalised → RGB ...×3×H×W in [0, 1] (clipped).
+
+    Predicted ab can leave the sRGB gamut; clipping there is what saving an image would do anyway.
+    """
+    if (
+        L.ndim < 3
+        or ab.ndim != L.ndim
+        or L.shape[-3] != 1
+        or ab.shape[-3] != 2
+        or L.shape[:-3] != ab.shape[:-3]
+        or L.shape[-2:] != ab.shape[-2:]
+    ):
         raise ValueError(
             f"expected L ...×1×H×W and ab ...×2×H×W of one size, got {tuple(L.shape)} and "
             f"{tuple(ab.shape)}"
@@ -44,5 +61,30 @@ def lab_normalized_to_rgb(L: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
 
 
 def gray_to_L(gray: torch.Tensor) -> torch.Tensor:
-    """A gray frame in [0, 1] taken as L/100 (the original's rule without ground truth) → L_norm."""
+    """A gray frame in [0, 1] (any shape) taken as L/100 → L_norm = (100·gray − 50)/100.
+
+    The original's rule for inputs without colour ground truth: the gray value *is* lightness,
+    not an sRGB value to be linearised.
+    """
     return (gray * L_SCALE - L_CENTER) / L_SCALE
+
+
+def rgb_uint8_to_float(
+    frames: np.ndarray | torch.Tensor, *, device: torch.device | str | None = None
+) -> torch.Tensor:
+    """uint8 RGB ...×H×W×3 (numpy or torch) → float32 tensor ...×3×H×W in [0, 1]."""
+    tensor = torch.as_tensor(frames)
+    if tensor.dtype != torch.uint8 or tensor.ndim < 3 or tensor.shape[-1] != 3:
+        raise ValueError(
+            f"expected uint8 RGB frames shaped ...×H×W×3, got {tuple(tensor.shape)} {tensor.dtype}"
+        )
+    tensor = tensor.to(device) if device is not None else tensor
+    return tensor.movedim(-1, -3).to(torch.float32) / 255.0
+
+
+def rgb_float_to_uint8(rgb: torch.Tensor) -> np.ndarray:
+    """Float RGB ...×3×H×W in [0, 1] → uint8 numpy ...×H×W×3 (clipped, rounded to nearest)."""
+    if rgb.ndim < 3 or rgb.shape[-3] != 3:
+        raise ValueError(f"expected RGB shaped ...×3×H×W, got {tuple(rgb.shape)}")
+    scaled = (rgb.detach().float().clamp(0.0, 1.0) * 255.0).round().to(torch.uint8)
+    return scaled.movedim(-3, -1).cpu().numpy()
