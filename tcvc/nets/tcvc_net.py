@@ -1,0 +1,349 @@
+"""TCVCNet: IDC anchors, FlowNet2 flows and the propagation head, composed (TCVC_IDC).
+
+A clip of T frames (T ≥ 2) has anchors 0 and T−1, coloured by the frozen IDC. Their 128-channel
+features are propagated through the clip along FlowNet2 flows — backward from T−1, then forward
+from 0, fusing both directions at every frame with the trainable head (``tcvc.nets.head``) — and
+IDC's frozen 1×1 output head turns each refined feature into ab.
+
+Two paths give the same ab (to float32 round-off):
+
+- ``net(L)``: the exact path, the original ``TCVC_IDC`` forward step for step: a frame-by-frame
+  loop, one FlowNet2 call per flow at batch B, E and R recomputed inside every step.
+- ``net.colorize_clip(L)`` (inference) and ``net.propagate(L, net.compute_flows(L, pairs))``
+  (training): every flow computed once and the flows of a clip batched through FlowNet2, IDC run
+  once on both anchors, E and R(b) batched over frames; the recurrent forward steps remain.
+  Runs under ``torch.autocast`` (bf16) and with compiled submodules (``compile_for_inference``).
+
+Notation: F(a, b) is the flow from frame a's grid to frame b (FlowNet2(image a, image b), images
+``L + 0.5`` repeated to 3 channels); ``warp(x, F(a, b))`` brings x from frame b onto frame a.
+A flows mapping is keyed by the pair ``(a, b)``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from ops import resample2d
+from tcvc.nets.checkpoints import (
+    is_original_layout,
+    load_file,
+    load_original,
+    load_strict,
+    state_dict_of,
+)
+from tcvc.nets.head import PropagationHead
+from tcvc.nets.idc import IDC
+
+__all__ = ["FLOW_SIZE_MULTIPLE", "TCVCNet", "build_tcvc_net", "flow_image"]
+
+# FlowNet2 downsamples 6 times (its coarsest level is 1/64 of the input).
+FLOW_SIZE_MULTIPLE = 64
+Pair = tuple[int, int]
+
+
+def flow_image(L: Tensor) -> Tensor:
+    """B×1×H×W normalised L -> the B×3×H×W image in [0, 1] TCVC feeds FlowNet2 (L + 0.5)."""
+    return L.repeat(1, 3, 1, 1) + 0.5
+
+
+def warp(feature: Tensor, flow: Tensor) -> Tensor:
+    """Resample2d of a B×C×H×W feature by a B×2×H×W pixel flow (the wider dtype of the two).
+
+    Under autocast the flow and the feature can differ in dtype; warping in the wider one keeps
+    a float32 flow's sub-pixel precision.
+    """
+    dtype = torch.promote_types(feature.dtype, flow.dtype)
+    return resample2d(feature.to(dtype), flow.to(dtype))
+
+
+def _default_flownet() -> nn.Module:
+    from tcvc.nets.flownet2 import FlowNet2
+
+    return FlowNet2()
+
+
+class TCVCNet(nn.Module):
+    """TCVC: B×T×1×H×W normalised L -> B×T×2×H×W ab / 110 (frames 0 and T−1 are anchors).
+
+    Args:
+        idc: the anchor colouriser: ``idc(L)`` B×1×H×W -> (ab B×2×H×W, feature B×C×H×W), with a
+            ``model_out`` module (feature -> ab). Default: ``IDC()`` (C = 128).
+        flownet: ``flownet(image1, image2)`` B×3×H×W in [0, 1] -> B×2×H×W pixel flow from image1's
+            grid to image2. Default: ``FlowNet2()``.
+        head: the trainable propagation head. Default: ``PropagationHead()``.
+        frozen_backbones: keep ``idc`` and ``flownet`` without gradients and in eval mode (also
+            after ``.train()``), as the original trains only the head.
+
+    H and W must be multiples of 64 (FlowNet2); ``tcvc.inference`` resizes or pads other sizes.
+    State-dict names: ``head.*``, ``idc.*``, ``flownet.*`` (``tcvc.nets.checkpoints`` maps the
+    original ``80000_G.pth`` names onto them).
+    """
+
+    def __init__(
+        self,
+        *,
+        idc: nn.Module | None = None,
+        flownet: nn.Module | None = None,
+        head: PropagationHead | None = None,
+        frozen_backbones: bool = True,
+    ) -> None:
+        super().__init__()
+        self.head = head if head is not None else PropagationHead()
+        self.idc = idc if idc is not None else IDC()
+        self.flownet = flownet if flownet is not None else _default_flownet()
+        self.frozen_backbones = frozen_backbones
+        if frozen_backbones:
+            self.freeze_backbones()
+
+    # ---- construction --------------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(
+        cls,
+        path: str | Path | None = None,
+        *,
+        flownet2: str | Path | None = None,
+        idc: str | Path | None = None,
+        map_location: str | torch.device = "cpu",
+    ) -> TCVCNet:
+        """A TCVCNet with weights from files, loaded strictly (``weights_only=True``).
+
+        Args:
+            path: a whole network: the released ``80000_G.pth`` (original names), our own plain
+                state dict, or a Lightning ``.ckpt`` of ``tcvc.models.TCVCModule``.
+            flownet2: ``FlowNet2_checkpoint.pth.tar`` (NVIDIA's), instead of ``path``.
+            idc: ``siggraph17-df00044c.pth``, instead of ``path``. With backbone files only, the
+                head keeps its fresh (PyTorch default) initialisation.
+
+        Raises ``CheckpointError`` naming missing / unexpected keys or bad shapes, or the file
+        that cannot be read; ``FileNotFoundError``; ``ValueError`` for ``path`` together with
+        backbone files. The network is returned in eval mode.
+        """
+        if path is not None and (flownet2 is not None or idc is not None):
+            raise ValueError(
+                "give either a whole-network checkpoint (path) or backbone files (flownet2=, "
+                "idc=), not both: the whole checkpoint already holds the backbones"
+            )
+        net = cls()
+        if path is not None:
+            source = str(path)
+            state = state_dict_of(load_file(path, map_location=map_location), source=source)
+            if is_original_layout(state):
+                load_original(net, state, source=source)
+            else:
+                load_strict(net, state, source=source)
+        if flownet2 is not None:
+            state = state_dict_of(
+                load_file(flownet2, map_location=map_location), source=str(flownet2)
+            )
+            load_strict(net.flownet, state, source=str(flownet2))
+        if idc is not None:
+            state = state_dict_of(load_file(idc, map_location=map_location), source=str(idc))
+            load_strict(net.idc, state, source=str(idc))
+        return net.eval()
+
+    def freeze_backbones(self) -> None:
+        """No gradients for ``idc`` and ``flownet``, and eval mode (kept by ``train()``)."""
+        self.frozen_backbones = True
+        for module in (self.idc, self.flownet):
+            module.requires_grad_(False)
+            module.eval()
+
+    def train(self, mode: bool = True) -> TCVCNet:
+        super().train(mode)
+        if self.frozen_backbones:
+            self.idc.eval()
+            self.flownet.eval()
+        return self
+
+    def compile_for_inference(self, **compile_kwargs) -> TCVCNet:
+        """``torch.compile`` the backbones and the head in place (``nn.Module.compile``).
+
+        The recurrent loop stays in Python; each compiled module sees the same shapes every step.
+        """
+        for module in (self.idc, self.flownet, self.head):
+            module.compile(**compile_kwargs)
+        return self
+
+    # ---- building blocks -----------------------------------------------------------------------
+    def estimate_flow(self, L_from: Tensor, L_to: Tensor) -> Tensor:
+        """F(a, b): B×1×H×W normalised L of frames a and b -> B×2×H×W flow (pixels) on a's grid."""
+        return self.flownet(flow_image(L_from), flow_image(L_to))
+
+    @staticmethod
+    def propagation_pairs(num_frames: int) -> list[Pair]:
+        """The flows propagation needs: backward F(i, i+1), forward F(i, i−1), i = 1 … T−2."""
+        if num_frames < 2:
+            raise ValueError(f"a clip needs at least 2 frames (2 anchors), got {num_frames}")
+        inner = range(1, num_frames - 1)
+        return [(i, i + 1) for i in inner] + [(i, i - 1) for i in inner]
+
+    # ---- the exact path ------------------------------------------------------------------------
+    def forward(self, L: Tensor) -> Tensor:
+        """The exact path: the original TCVC_IDC forward, frame by frame.
+
+        Args:
+            L: B×T×1×H×W, (L − 50) / 100, T ≥ 2, H and W multiples of 64.
+
+        Returns:
+            B×T×2×H×W ab / 110 in (−1, 1); frames 0 and T−1 are IDC's own predictions.
+        """
+        _check_clip(L)
+        frames = L.unbind(dim=1)
+        last = len(frames) - 1
+        ab_first, forward_feature = self.idc(frames[0])
+        ab_last, backward_feature = self.idc(frames[last])
+
+        backward = {last: backward_feature}
+        for i in range(last - 1, 0, -1):
+            backward[i] = warp(backward[i + 1], self.estimate_flow(frames[i], frames[i + 1]))
+
+        out = [ab_first]
+        for i in range(1, last):
+            warped_forward = warp(forward_feature, self.estimate_flow(frames[i], frames[i - 1]))
+            forward_feature = self.head(
+                context=self.head.context(frames[i - 1], frames[i], frames[i + 1]),
+                backward=backward[i],
+                warped_forward=warped_forward,
+                reduced_backward_next=self.head.reduce(backward[i + 1]),
+                reduced_forward_prev=self.head.reduce(forward_feature),
+            )
+            out.append(self.idc.model_out(forward_feature))
+        out.append(ab_last)
+        return torch.stack(out, dim=1)
+
+    # ---- the efficient path --------------------------------------------------------------------
+    def compute_flows(
+        self, L: Tensor, pairs: Iterable[Pair], *, flow_batch: int | None = 8
+    ) -> dict[Pair, Tensor]:
+        """F(a, b) for every pair, each computed once, pairs batched through FlowNet2.
+
+        Args:
+            L: B×T×1×H×W normalised L.
+            pairs: (a, b) frame indices; duplicates are computed once.
+            flow_batch: most image pairs in one FlowNet2 call (clip pairs × B); None: all at once.
+
+        Returns:
+            {(a, b): B×2×H×W flow in pixels on frame a's grid}.
+        """
+        _check_clip(L)
+        unique = list(dict.fromkeys((int(a), int(b)) for a, b in pairs))
+        num_frames = L.shape[1]
+        bad = [p for p in unique if not all(0 <= i < num_frames for i in p)]
+        if bad:
+            raise ValueError(f"flow pairs {bad} are outside the clip's frames 0 … {num_frames - 1}")
+        if not unique:
+            return {}
+        if flow_batch is not None and flow_batch < 1:
+            raise ValueError(f"flow_batch must be ≥ 1 or None, got {flow_batch}")
+        batch = L.shape[0]
+        # Pair-major order: rows p·B … p·B + B − 1 hold pair p for the B clips.
+        sources = L[:, [a for a, _ in unique]].transpose(0, 1).flatten(0, 1)
+        targets = L[:, [b for _, b in unique]].transpose(0, 1).flatten(0, 1)
+        step = sources.shape[0] if flow_batch is None else flow_batch
+        flows = torch.cat(
+            [
+                self.estimate_flow(sources[start : start + step], targets[start : start + step])
+                for start in range(0, sources.shape[0], step)
+            ]
+        ).unflatten(0, (len(unique), batch))
+        return dict(zip(unique, flows.unbind(0), strict=True))
+
+    def propagate(self, L: Tensor, flows: Mapping[Pair, Tensor]) -> Tensor:
+        """The head's propagation given the flows: B×T×1×H×W -> B×T×2×H×W ab / 110.
+
+        ``flows`` must hold at least ``propagation_pairs(T)``, each B×2×H×W (``compute_flows``).
+        Differentiable in the head's weights (training); equals ``forward`` to round-off.
+        """
+        _check_clip(L)
+        batch, num_frames = L.shape[:2]
+        last = num_frames - 1
+        missing = [p for p in self.propagation_pairs(num_frames) if p not in flows]
+        if missing:
+            raise ValueError(f"propagate: flows lack the pairs {missing} (see propagation_pairs)")
+        ab_anchors, feature_anchors = self.idc(torch.cat([L[:, 0], L[:, last]]))
+        ab_first, ab_last = ab_anchors.chunk(2)
+        if num_frames == 2:
+            return torch.stack([ab_first, ab_last], dim=1)
+        forward_feature, backward_last = feature_anchors.chunk(2)
+
+        backward = [backward_last]  # b[T−1], b[T−2], …, b[1]
+        for i in range(last - 1, 0, -1):
+            backward.append(warp(backward[-1], flows[(i, i + 1)]))
+        backward = backward[::-1]  # index i−1 holds b[i], i = 1 … T−1
+        reduced_backward = self.head.reduce(torch.cat(backward[1:])).unflatten(0, (last - 1, batch))
+        l_features = self.head.l_features(L.flatten(0, 1)).unflatten(0, (batch, num_frames))
+
+        refined = []
+        for i in range(1, last):
+            warped_forward = warp(forward_feature, flows[(i, i - 1)])
+            forward_feature = self.head(
+                context=l_features[:, i - 1 : i + 2].flatten(1, 2),
+                backward=backward[i - 1],
+                warped_forward=warped_forward,
+                reduced_backward_next=reduced_backward[i - 1],
+                reduced_forward_prev=self.head.reduce(forward_feature),
+            )
+            refined.append(forward_feature)
+        ab_inner = self.idc.model_out(torch.cat(refined)).unflatten(0, (last - 1, batch))
+        return torch.cat(
+            [ab_first[:, None], ab_inner.transpose(0, 1).to(ab_first.dtype), ab_last[:, None]],
+            dim=1,
+        )
+
+    @torch.no_grad()
+    def colorize_clip(self, L: Tensor, *, flow_batch: int | None = 8) -> Tensor:
+        """The efficient inference path: same input, output and values as ``net(L)``, no grads.
+
+        2(T−2) FlowNet2 pairs per clip, batched ``flow_batch`` at a time; IDC once on both
+        anchors. Works under ``torch.autocast`` and after ``compile_for_inference``.
+        """
+        _check_clip(L)
+        flows = self.compute_flows(L, self.propagation_pairs(L.shape[1]), flow_batch=flow_batch)
+        return self.propagate(L, flows)
+
+
+def _check_clip(L: Tensor) -> None:
+    if L.dim() != 5 or L.shape[2] != 1:
+        raise ValueError(f"L must be B×T×1×H×W, got shape {tuple(L.shape)}")
+    if L.shape[1] < 2:
+        raise ValueError(f"a clip needs at least 2 frames (2 anchors), got T = {L.shape[1]}")
+    height, width = L.shape[-2:]
+    if height % FLOW_SIZE_MULTIPLE or width % FLOW_SIZE_MULTIPLE:
+        raise ValueError(
+            f"H and W must be multiples of {FLOW_SIZE_MULTIPLE} (FlowNet2), got {height}×{width}; "
+            "tcvc.inference.run_at_resolution resizes or pads other sizes"
+        )
+
+
+def build_tcvc_net(
+    *,
+    flownet2_weights: str | Path | None = None,
+    idc_weights: str | Path | None = None,
+    tcvc_weights: str | Path | None = None,
+) -> TCVCNet:
+    """The network a config asks for: a whole checkpoint, or backbone files and a fresh head.
+
+    Without weights for a backbone, that backbone stays random: a warning says so (fine for tests,
+    useless for colourisation).
+    """
+    if tcvc_weights is not None:
+        return TCVCNet.from_pretrained(tcvc_weights, flownet2=flownet2_weights, idc=idc_weights)
+    random = [
+        name
+        for name, weights in (("FlowNet2", flownet2_weights), ("IDC", idc_weights))
+        if weights is None
+    ]
+    if random:
+        warnings.warn(
+            f"{' and '.join(random)} weights not given: the backbone(s) are RANDOM, so flows and "
+            "anchor colours are meaningless (set model.flownet2_weights / model.idc_weights, or "
+            "model.tcvc_weights)",
+            UserWarning,
+            stacklevel=2,
+        )
+    return TCVCNet.from_pretrained(flownet2=flownet2_weights, idc=idc_weights)
