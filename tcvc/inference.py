@@ -11,13 +11,14 @@ full frame size. As in the original, the result is joined with the *full-resolut
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Literal
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["Resolution", "network_size", "run_at_resolution"]
+__all__ = ["Resolution", "anchor_clips", "colorize_frames", "network_size", "run_at_resolution"]
 
 Resolution = Literal["native"] | int | tuple[int, int]
 SIZE_MULTIPLE = 64  # FlowNet2's
@@ -94,3 +95,64 @@ def _call(
     if tuple(ab.shape) != expected:
         raise ValueError(f"net_fn returned ab of shape {tuple(ab.shape)}, expected {expected}")
     return ab
+
+
+def anchor_clips(num_frames: int, interval: int, *, cuts: Iterable[int] = ()) -> list[range]:
+    """The clips a video of ``num_frames`` is coloured in: ``interval`` frames between anchors.
+
+    Consecutive clips share their anchor frame (the original test protocol: interval 17 gives
+    clips 0–18, 18–36, ...). A cut at frame c (the first frame of a new shot) ends the clip
+    before it: clips never span a cut, and the shots do not share an anchor. The last clip of
+    a shot is shorter when the frames run out; a one-frame shot is a one-frame clip.
+
+    Returns:
+        ranges of frame indices; together they cover 0 … num_frames − 1, each frame once except
+        the shared anchors.
+    """
+    if num_frames < 0 or interval < 1:
+        raise ValueError(f"need num_frames ≥ 0 and interval ≥ 1, got {num_frames}, {interval}")
+    bounds = sorted({0, *(int(c) for c in cuts if 0 < int(c) < num_frames), num_frames})
+    clips = []
+    for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
+        first = start
+        while True:
+            last = min(first + interval + 1, stop - 1)
+            clips.append(range(first, last + 1))
+            if last == stop - 1:
+                break
+            first = last
+    return clips
+
+
+def colorize_frames(
+    net_fn: Callable[[Tensor], Tensor],
+    L: Tensor,
+    *,
+    interval: int = 17,
+    resolution: Resolution = 256,
+    cuts: Iterable[int] = (),
+) -> Tensor:
+    """ab of a whole (in-memory) video, clip by clip with shared anchors (``anchor_clips``).
+
+    Args:
+        net_fn: B×T×1×h×w -> B×T×2×h×w (``net.colorize_clip``), T ≥ 2.
+        L: T×1×H×W normalised L of the video, at full size.
+        interval, cuts: see ``anchor_clips``; resolution: see ``run_at_resolution``.
+
+    Returns:
+        T×2×H×W ab / 110. A shared anchor takes the ab of the clip it ends (both clips give IDC's
+        ab for it). A one-frame shot is coloured as a two-frame clip of that frame repeated.
+    """
+    if L.dim() != 4 or L.shape[1] != 1:
+        raise ValueError(f"L must be T×1×H×W, got shape {tuple(L.shape)}")
+    parts = []
+    for clip in anchor_clips(L.shape[0], interval, cuts=cuts):
+        frames = L[clip.start : clip.stop]
+        if len(frames) == 1:
+            frames = frames.expand(2, -1, -1, -1)
+        ab = run_at_resolution(net_fn, frames[None], resolution=resolution)[0]
+        starts_shot = not parts or clip.start != parts[-1][0].stop - 1
+        parts.append((clip, ab[: len(clip)] if starts_shot else ab[1 : len(clip)]))
+    if not parts:
+        return L.new_zeros((0, 2, *L.shape[-2:]))
+    return torch.cat([ab for _, ab in parts])
