@@ -384,8 +384,9 @@ class VideoReader:
     def read_all(self) -> np.ndarray:
         """All remaining frames as one T×H×W×3 uint8 array: loads the whole video into memory."""
         height, width = self.info.height, self.info.width
-        frames = np.empty((max(self.info.num_frames - self.frames_read, 0), height, width, 3),
-                          dtype=np.uint8)
+        frames = np.empty(
+            (max(self.info.num_frames - self.frames_read, 0), height, width, 3), dtype=np.uint8
+        )
         extra: list[np.ndarray] = []
         count = 0
         for frame in self:
@@ -728,8 +729,12 @@ class _AudioCopy:
             raise VideoError(f"{self.source}: cannot copy its audio ({name}): {error}") from error
         self._output = output
         self._packets = self._input.demux(self._in)
-        log.info("%s audio from %s (%s)", "copying" if self._remux else "transcoding to AAC the",
-                 self.source, name)
+        log.info(
+            "%s audio from %s (%s)",
+            "copying" if self._remux else "transcoding to AAC the",
+            self.source,
+            name,
+        )
 
     def _add_aac(self, output: av.container.OutputContainer):
         context = self._in.codec_context
@@ -744,8 +749,9 @@ class _AudioCopy:
         except av.error.FFmpegError:
             if layout in ("mono", "stereo"):
                 raise
-            log.warning("%s: AAC cannot encode the layout %s; downmixing to stereo",
-                        self.source, layout)
+            log.warning(
+                "%s: AAC cannot encode the layout %s; downmixing to stereo", self.source, layout
+            )
             stream.layout = "stereo"
             stream.codec_context.open()
         return stream
@@ -775,8 +781,12 @@ class _AudioCopy:
                 self._pending = None
                 self._mux(packet)
         except av.error.FFmpegError as error:
-            log.warning("%s: audio copy stopped at %.2f s (%s); the video continues without it",
-                        self.source, seconds, _ffmpeg_reason(error))
+            log.warning(
+                "%s: audio copy stopped at %.2f s (%s); the video continues without it",
+                self.source,
+                seconds,
+                _ffmpeg_reason(error),
+            )
             self._packets = None
 
     def _mux(self, packet) -> None:

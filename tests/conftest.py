@@ -25,3 +25,18 @@ def sample_dir(tmp_path_factory) -> Path:
     from tcvc.data import prepare_sample_data
 
     return prepare_sample_data(tmp_path_factory.mktemp("data") / "sample")
+
+
+@pytest.fixture(scope="session")
+def original_checkpoint(tmp_path_factory) -> Path:
+    """A generated `80000_G.pth`: the released TCVC_IDC layout (349 tensors, original names and
+    order), synthetic He-scale weights (seed 23). About 800 MB, written once a session."""
+    import json
+    from collections import OrderedDict
+
+    from tcvc.testing import synthetic_state_dict
+
+    layout = json.loads((ROOT / "tests" / "data" / "original_tcvc_idc_layout.json").read_text())
+    path = tmp_path_factory.mktemp("weights") / "80000_G.pth"
+    torch.save(OrderedDict(synthetic_state_dict(layout, seed=23)), path)
+    return path

@@ -71,3 +71,23 @@ def test_data_config_builds_the_datamodule(sample_dir):
     datamodule.setup("fit")
     batch = next(iter(datamodule.train_dataloader()))
     assert batch["L"].shape == (1, 4, 1, 64, 64)
+
+
+@pytest.mark.parametrize("launcher", ["slurm", "submitit_slurm"])
+def test_cluster_launcher_configs(launcher):
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        cfg = compose(
+            config_name="train", overrides=[f"hydra/launcher={launcher}"], return_hydra_config=True
+        )
+    assert cfg.hydra.launcher._target_.endswith("submitit_launcher.SlurmLauncher")
+    if launcher == "slurm":  # our settings on top of the plugin's
+        assert (cfg.hydra.launcher.gpus_per_node, cfg.hydra.launcher.timeout_min) == (1, 2880)
+
+
+def test_sample_experiment_is_small_and_optuna_optimises_cdc():
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        cfg = compose(config_name="train", overrides=["experiment=idc_srl_sample"])
+        search = compose(config_name="train", overrides=["hparams_search=srl_optuna"])
+    assert (cfg.data.interval, cfg.data.crop_size, cfg.trainer.max_steps) == (4, 128, 40)
+    assert cfg.callbacks.model_checkpoint.save_top_k == 0
+    assert search.optimized_metric == "val/cdc"

@@ -56,9 +56,13 @@ def find_videos(roots: list[str | Path], *, min_frames: int) -> list[VideoFrames
     for root in map(Path, roots):
         if not root.is_dir():
             raise DataError(f"data root {root} does not exist or is not a folder")
-        folders = sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: natural_key(p.name))
+        folders = sorted(
+            (p for p in root.iterdir() if p.is_dir()), key=lambda p: natural_key(p.name)
+        )
         if not folders:
-            raise DataError(f"data root {root} holds no video folders (expected <root>/<video>/00000.png ...)")
+            raise DataError(
+                f"data root {root} holds no video folders (expected <root>/<video>/00000.png ...)"
+            )
         for folder in folders:
             frames = tuple(
                 sorted(
@@ -75,7 +79,9 @@ def find_videos(roots: list[str | Path], *, min_frames: int) -> list[VideoFrames
     if too_short:
         log.warning(
             "skipping %d video(s) shorter than a clip of %d frames: %s",
-            len(too_short), min_frames, ", ".join(too_short),
+            len(too_short),
+            min_frames,
+            ", ".join(too_short),
         )
     if not videos:
         raise DataError(
@@ -168,6 +174,10 @@ class ClipDataset(Dataset):
                     f"frames of {video.name} are {height}×{width}, smaller than "
                     f"data.crop_size={self.crop_size}"
                 )
-            rgb = random_crop_and_flip(rgb, self.crop_size) if self.train else center_crop(rgb, self.crop_size)
+            rgb = (
+                random_crop_and_flip(rgb, self.crop_size)
+                if self.train
+                else center_crop(rgb, self.crop_size)
+            )
         L, ab = rgb_to_lab_normalized(rgb)
         return {"L": L, "ab": ab, "video": video.name, "start": start}

@@ -62,12 +62,18 @@ class TCVCDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if stage in (None, "fit") and self.train_set is None:
             self.train_set = ClipDataset(
-                self.roots, interval=self.interval, crop_size=self.crop_size, train=True,
+                self.roots,
+                interval=self.interval,
+                crop_size=self.crop_size,
+                train=True,
                 clips_per_video=self.clips_per_video,
             )
         if stage in (None, "fit", "validate") and self.val_set is None:
             self.val_set = ClipDataset(
-                self.val_roots, interval=self.interval, crop_size=self.crop_size, train=False,
+                self.val_roots,
+                interval=self.interval,
+                crop_size=self.crop_size,
+                train=False,
                 clips_per_video=self.val_clips_per_video,
             )
 

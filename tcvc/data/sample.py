@@ -86,5 +86,3 @@ def prepare_sample_data(folder: str | Path, *, size: int = SAMPLE_SIZE) -> Path:
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     return folder
-
-

@@ -30,6 +30,7 @@ from torch import Tensor, nn
 
 from ops import resample2d
 from tcvc.nets.checkpoints import (
+    CheckpointError,
     is_original_layout,
     load_file,
     load_original,
@@ -39,10 +40,13 @@ from tcvc.nets.checkpoints import (
 from tcvc.nets.head import PropagationHead
 from tcvc.nets.idc import IDC
 
-__all__ = ["FLOW_SIZE_MULTIPLE", "TCVCNet", "build_tcvc_net", "flow_image"]
+__all__ = ["BACKBONES", "FLOW_SIZE_MULTIPLE", "TCVCNet", "build_tcvc_net", "flow_image"]
 
 # FlowNet2 downsamples 6 times (its coarsest level is 1/64 of the input).
 FLOW_SIZE_MULTIPLE = 64
+# The frozen submodules (state-dict prefixes); checkpoints of runs that load them from files
+# store only their paths.
+BACKBONES = ("flownet", "idc")
 Pair = tuple[int, int]
 
 
@@ -114,36 +118,51 @@ class TCVCNet(nn.Module):
 
         Args:
             path: a whole network: the released ``80000_G.pth`` (original names), our own plain
-                state dict, or a Lightning ``.ckpt`` of ``tcvc.models.TCVCModule``.
-            flownet2: ``FlowNet2_checkpoint.pth.tar`` (NVIDIA's), instead of ``path``.
-            idc: ``siggraph17-df00044c.pth``, instead of ``path``. With backbone files only, the
-                head keeps its fresh (PyTorch default) initialisation.
+                state dict, or a Lightning ``.ckpt`` of ``tcvc.models.TCVCModule``. A ``.ckpt`` of
+                a run whose backbones came from files stores only the head (``BACKBONES``
+                are left out, see ``TCVCModule.on_save_checkpoint``): its backbones come from
+                ``flownet2=`` / ``idc=``, or else from the paths the run recorded.
+            flownet2: ``FlowNet2_checkpoint.pth.tar`` (NVIDIA's).
+            idc: ``siggraph17-df00044c.pth``. With backbone files only, the head keeps its fresh
+                (PyTorch default) initialisation.
 
-        Raises ``CheckpointError`` naming missing / unexpected keys or bad shapes, or the file
-        that cannot be read; ``FileNotFoundError``; ``ValueError`` for ``path`` together with
-        backbone files. The network is returned in eval mode.
+        Raises ``CheckpointError`` naming missing / unexpected keys or bad shapes, the file that
+        cannot be read, or a backbone given twice (in ``path`` and as a file);
+        ``FileNotFoundError``. The network is returned in eval mode.
         """
-        if path is not None and (flownet2 is not None or idc is not None):
-            raise ValueError(
-                "give either a whole-network checkpoint (path) or backbone files (flownet2=, "
-                "idc=), not both: the whole checkpoint already holds the backbones"
-            )
         net = cls()
+        files = {"flownet": flownet2, "idc": idc}
         if path is not None:
             source = str(path)
-            state = state_dict_of(load_file(path, map_location=map_location), source=source)
+            loaded = load_file(path, map_location=map_location)
+            state = state_dict_of(loaded, source=source)
             if is_original_layout(state):
+                if any(files.values()):
+                    raise CheckpointError(
+                        f"{source} is a whole original TCVC checkpoint (backbones included); do "
+                        "not also give backbone files"
+                    )
                 load_original(net, state, source=source)
-            else:
-                load_strict(net, state, source=source)
-        if flownet2 is not None:
-            state = state_dict_of(
-                load_file(flownet2, map_location=map_location), source=str(flownet2)
-            )
-            load_strict(net.flownet, state, source=str(flownet2))
-        if idc is not None:
-            state = state_dict_of(load_file(idc, map_location=map_location), source=str(idc))
-            load_strict(net.idc, state, source=str(idc))
+                return net.eval()
+            recorded = loaded.get("tcvc_backbones", {}) if isinstance(loaded, Mapping) else {}
+            for name in BACKBONES:
+                if any(k.startswith(f"{name}.") for k in state):
+                    if files[name] is not None:
+                        raise CheckpointError(
+                            f"{source} holds its own {name} weights; do not also give a file "
+                            "for them"
+                        )
+                else:  # a head-only checkpoint: this backbone comes from its file, below
+                    files[name] = files[name] or _recorded_backbone(source, name, recorded)
+                    module_state = getattr(net, name).state_dict()
+                    state.update((f"{name}.{k}", v) for k, v in module_state.items())
+            load_strict(net, state, source=source)
+        for name, file in files.items():
+            if file is not None:
+                backbone = load_file(file, map_location=map_location)
+                load_strict(
+                    getattr(net, name), state_dict_of(backbone, source=str(file)), source=str(file)
+                )
         return net.eval()
 
     def freeze_backbones(self) -> None:
@@ -307,6 +326,19 @@ class TCVCNet(nn.Module):
         return self.propagate(L, flows)
 
 
+def _recorded_backbone(source: str, name: str, recorded: Mapping[str, str]) -> str:
+    """The backbone file a head-only checkpoint names, if it exists here; else a clear error."""
+    option = {"flownet": "flownet2", "idc": "idc"}[name]
+    path = recorded.get(name)
+    if path is not None and Path(path).is_file():
+        return path
+    where = f" (it was trained with {path}, not found here)" if path else ""
+    raise CheckpointError(
+        f"{source} stores only the trained head, not the frozen {name} weights{where}: "
+        f"give the file with model.{option}_weights=PATH (TCVCNet.from_pretrained({option}=...))"
+    )
+
+
 def _check_clip(L: Tensor) -> None:
     if L.dim() != 5 or L.shape[2] != 1:
         raise ValueError(f"L must be B×T×1×H×W, got shape {tuple(L.shape)}")
@@ -318,6 +350,15 @@ def _check_clip(L: Tensor) -> None:
             f"H and W must be multiples of {FLOW_SIZE_MULTIPLE} (FlowNet2), got {height}×{width}; "
             "tcvc.inference.run_at_resolution resizes or pads other sizes"
         )
+
+
+RANDOM_BACKBONES = """
+{names} weights not given: the backbone(s) are RANDOM.
+Flows and anchor colours are meaningless, so the colours of this network are too; the run only
+shows the pipeline end to end. The original files (see README, "Pretrained weights"):
+  model.flownet2_weights=FlowNet2_checkpoint.pth.tar   (NVIDIA/flownet2-pytorch)
+  model.idc_weights=siggraph17-df00044c.pth            (richzhang/colorization, SIGGRAPH'17)
+  or model.tcvc_weights=80000_G.pth                     (the released TCVC model, all of it)"""
 
 
 def build_tcvc_net(
@@ -340,10 +381,6 @@ def build_tcvc_net(
     ]
     if random:
         warnings.warn(
-            f"{' and '.join(random)} weights not given: the backbone(s) are RANDOM, so flows and "
-            "anchor colours are meaningless (set model.flownet2_weights / model.idc_weights, or "
-            "model.tcvc_weights)",
-            UserWarning,
-            stacklevel=2,
+            RANDOM_BACKBONES.format(names=" and ".join(random)), UserWarning, stacklevel=2
         )
     return TCVCNet.from_pretrained(flownet2=flownet2_weights, idc=idc_weights)

@@ -126,7 +126,7 @@ def test_truncated_file_fails_clearly(released, tmp_path):
 def test_missing_file_and_conflicting_arguments(tmp_path, released):
     with pytest.raises(FileNotFoundError, match="weights file not found"):
         TCVCNet.from_pretrained(tmp_path / "nope.pth")
-    with pytest.raises(ValueError, match="either a whole-network checkpoint"):
+    with pytest.raises(CheckpointError, match="whole original TCVC checkpoint"):
         TCVCNet.from_pretrained(released[0], idc=released[0])
 
 

@@ -1,0 +1,5 @@
+"""Lightning modules."""
+
+from tcvc.models.tcvc_module import TCVCModule, TrainingDiverged
+
+__all__ = ["TCVCModule", "TrainingDiverged"]

@@ -1,0 +1,196 @@
+"""The LightningModule: TCVCNet (frozen IDC and FlowNet2, trainable head) trained with SRL."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+
+from tcvc import metrics
+from tcvc.color import lab_normalized_to_rgb, rgb_float_to_uint8
+from tcvc.losses import TCVCLoss, srl_flow_pairs
+from tcvc.nets import TCVCNet, build_tcvc_net
+
+log = logging.getLogger(__name__)
+
+__all__ = ["TCVCModule", "TrainingDiverged"]
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; training stops instead of writing garbage checkpoints."""
+
+
+def clip_metrics(L: torch.Tensor, ab: torch.Tensor, ab_target: torch.Tensor | None) -> dict:
+    """Validation metrics of a batch of clips, averaged over the clips: ``val/cdc`` (flicker of the
+    colour distribution; dilations 1, 2, 4 that fit the clip) and, with ground truth, ``val/psnr``
+    (RGB, 0–255). L B×T×1×H×W, ab and ab_target B×T×2×H×W, normalised."""
+    num_frames = L.shape[1]
+    dilations = [d for d in (1, 2, 4) if d < num_frames]
+    pred = rgb_float_to_uint8(lab_normalized_to_rgb(L.float(), ab.float()))
+    values = {"val/cdc": [metrics.cdc(clip, dilations=dilations) for clip in pred]}
+    if ab_target is not None:
+        gt = rgb_float_to_uint8(lab_normalized_to_rgb(L.float(), ab_target.float()))
+        values["val/psnr"] = [metrics.psnr(p, g) for p, g in zip(pred, gt, strict=True)]
+    return {k: sum(v) / len(v) for k, v in values.items()}
+
+
+class TCVCModule(pl.LightningModule):
+    """Trains the propagation head of a TCVCNet with self-regularisation (and optional pixel) loss.
+
+    Batches are dicts from `tcvc.data`: `L` B×T×1×H×W = (L − 50)/100, `ab` B×T×2×H×W = ab/110.
+    The backbones (IDC, FlowNet2) stay frozen and in eval mode; every flow a step needs (the
+    propagation's and the loss's) is computed once, without gradients, in one batched call.
+
+    Args mirror `conf/model/tcvc_idc.yaml`:
+        loss: the training objective (`tcvc.losses.TCVCLoss`).
+        optimizer / scheduler: partials from Hydra (`_partial_: true`), given the head's parameters
+            / the optimizer.
+        flownet2_weights / idc_weights / tcvc_weights: the original files; without them the
+            backbones are random (a loud warning says so).
+        net: a ready TCVCNet (tests); if given, the weight paths are ignored.
+    """
+
+    def __init__(
+        self,
+        *,
+        loss: TCVCLoss | None = None,
+        optimizer: Callable[..., torch.optim.Optimizer] | None = None,
+        scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
+        flownet2_weights: str | None = None,
+        idc_weights: str | None = None,
+        tcvc_weights: str | None = None,
+        net: TCVCNet | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["net", "loss", "optimizer", "scheduler"], logger=False)
+        self.net = (
+            net
+            if net is not None
+            else build_tcvc_net(
+                flownet2_weights=flownet2_weights,
+                idc_weights=idc_weights,
+                tcvc_weights=tcvc_weights,
+            )
+        )
+        self.loss = loss if loss is not None else TCVCLoss()
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self._batch_started = 0.0
+
+    # ---- the frozen backbones stay in eval mode whatever Lightning does -----------------------
+    def train(self, mode: bool = True) -> TCVCModule:
+        super().train(mode)
+        self.net.freeze_backbones()
+        return self
+
+    # ---- checkpoints: the frozen backbones loaded from files are stored by path ---------------
+    def backbone_files(self) -> dict[str, str]:
+        """{"flownet" / "idc": the file it was loaded from} for the backbones that came from files."""
+        hp = self.hparams
+        if hp.get("tcvc_weights"):
+            return {"flownet": str(hp.tcvc_weights), "idc": str(hp.tcvc_weights)}
+        files = {"flownet": hp.get("flownet2_weights"), "idc": hp.get("idc_weights")}
+        return {name: str(path) for name, path in files.items() if path}
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Leave out the frozen backbones that came from files (~800 MB), keep their paths.
+
+        A checkpoint then holds the head (~7 MB), the optimizer and the run's config;
+        ``TCVCNet.from_pretrained`` and ``on_load_checkpoint`` take the backbones from the files.
+        Random backbones (no files) are kept: nothing else could restore them.
+        """
+        files = self.backbone_files()
+        prefixes = tuple(f"net.{name}." for name in files)
+        if prefixes:
+            state = checkpoint["state_dict"]
+            for key in [k for k in state if k.startswith(prefixes)]:
+                del state[key]
+        checkpoint["tcvc_backbones"] = files
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Put this module's own (file-loaded) backbone weights back before strict loading."""
+        state = checkpoint["state_dict"]
+        for name in checkpoint.get("tcvc_backbones", {}):
+            if not any(k.startswith(f"net.{name}.") for k in state):
+                module_state = getattr(self.net, name).state_dict()
+                state.update((f"net.{name}.{k}", v) for k, v in module_state.items())
+
+    def flow_pairs(self, num_frames: int) -> list[tuple[int, int]]:
+        """Every (from, to) frame pair a training step needs, each once."""
+        pairs = dict.fromkeys(self.net.propagation_pairs(num_frames))
+        pairs.update(dict.fromkeys(srl_flow_pairs(num_frames, self.loss.srl_steps)))
+        return list(pairs)
+
+    def forward(self, L: torch.Tensor) -> torch.Tensor:
+        """L B×T×1×H×W → ab B×T×2×H×W (the efficient inference path)."""
+        return self.net.colorize_clip(L)
+
+    def _step(self, batch: dict) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        L = batch["L"]
+        with torch.no_grad():
+            flows = self.net.compute_flows(L, self.flow_pairs(L.shape[1]))
+        ab = self.net.propagate(L, flows)
+        terms = self.loss(ab, L, flows, ab_target=batch.get("ab"))
+        return terms, ab
+
+    def on_train_batch_start(self, batch: dict, batch_idx: int) -> None:
+        self._batch_started = time.perf_counter()
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        terms, _ = self._step(batch)
+        loss = terms["loss"]
+        if not torch.isfinite(loss):
+            raise TrainingDiverged(
+                f"the training loss is {loss.item()} at step {self.global_step} "
+                f"({', '.join(f'{k}={v.item():.4g}' for k, v in terms.items())}); stopping. "
+                "Lower model.optimizer.lr or check the data."
+            )
+        batch_size = batch["L"].shape[0]
+        logged = {f"train/{k}": v.detach() for k, v in terms.items() if k != "loss"}
+        self.log_dict(logged, batch_size=batch_size)
+        self.log("train/loss", loss.detach(), prog_bar=True, batch_size=batch_size)
+        lr = self.trainer.optimizers[0].param_groups[0]["lr"]
+        self.log("train/lr", lr, batch_size=batch_size)
+        return loss
+
+    def on_train_batch_end(self, outputs, batch: dict, batch_idx: int) -> None:
+        elapsed = time.perf_counter() - self._batch_started
+        if elapsed > 0:
+            self.log(
+                "train/clips_per_s",
+                batch["L"].shape[0] / elapsed,
+                prog_bar=True,
+                batch_size=batch["L"].shape[0],
+            )
+
+    def validation_step(self, batch: dict, batch_idx: int) -> dict:
+        terms, ab = self._step(batch)
+        batch_size = batch["L"].shape[0]
+        self.log_dict(
+            {f"val/{k}": v for k, v in terms.items()}, batch_size=batch_size, sync_dist=True
+        )
+        self.log_dict(
+            clip_metrics(batch["L"], ab, batch.get("ab")), batch_size=batch_size, sync_dist=True
+        )
+        return {"ab": ab}
+
+    def configure_optimizers(self):
+        parameters = [p for p in self.net.head.parameters() if p.requires_grad]
+        if self.optimizer_factory is None:
+            optimizer = torch.optim.Adam(parameters, lr=5e-5, betas=(0.9, 0.99))
+        else:
+            optimizer = self.optimizer_factory(params=parameters)
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer=optimizer)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        return [p for p in self.parameters() if p.requires_grad]
