@@ -300,3 +300,22 @@ def test_kill_and_resume(sample_dir, backbone_files, tmp_path):
     assert resumed["global_step"] == step + 2
     assert all(s["step"].item() == step + 2 for s in _optimizer_state(resumed)["state"].values())
     assert json.dumps(resumed["hyper_parameters"]["config"]["data"]["crop_size"]) == "64"
+
+
+def test_flow_cache_run(backbone_files, tmp_path):
+    """`data.flow_cache=true`: the cache is built once before training and used by the clips."""
+    from test_flow_cache import make_small_root
+
+    root = make_small_root(tmp_path / "data")
+    cfg = compose_train(
+        ["debug=fdr", "logger=csv", f"paths.output_dir={tmp_path / 'run'}", "data.flow_cache=true",
+         f"data.roots=[{root}]", f"data.val_roots=[{root}]", "data.sample_dir=null"]  # fmt: skip
+        + SMALL
+        + weights_overrides(backbone_files)
+    )
+    metrics = train(cfg)
+    assert metrics["train/loss"] >= 0
+    cache = sorted(p.relative_to(tmp_path) for p in (tmp_path / "data").rglob("*.npy"))
+    assert [str(p) for p in cache] == [
+        f"data/train.flows/{video}/offset_{d}.npy" for video in "ab" for d in ("+1", "-1", "-2")
+    ]

@@ -12,6 +12,7 @@ A clip is `interval + 2` consecutive frames: two anchors with `interval` frames 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +22,8 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
 from tcvc.color import rgb_to_lab_normalized
-from tcvc.data.augment import center_crop, random_crop_and_flip
+from tcvc.data.augment import center_augmentation, random_augmentation
+from tcvc.data.flow_cache import cache_dir_of, clip_flow_pairs, read_clip_flows
 from tcvc.io import IMAGE_SUFFIXES, natural_key
 
 log = logging.getLogger(__name__)
@@ -124,6 +126,7 @@ class ClipDataset(Dataset):
         crop_size: int | None,
         train: bool,
         clips_per_video: int = 1,
+        flow_offsets: Sequence[int] | None = None,
     ) -> None:
         if interval < 0:
             raise DataError(f"data.interval must be >= 0, got {interval}")
@@ -134,6 +137,7 @@ class ClipDataset(Dataset):
         self.crop_size = crop_size
         self.train = train
         self.clips_per_video = clips_per_video
+        self.flow_offsets = None if flow_offsets is None else tuple(flow_offsets)
         self.videos = find_videos(roots, min_frames=self.clip_length)
         self._fixed_clips = [
             (video_index, start)
@@ -167,6 +171,7 @@ class ClipDataset(Dataset):
                     f"{tuple(frames[0].shape[1:])}: frames of a video must share one size"
                 )
         rgb = torch.stack(frames)
+        augmentation = None
         if self.crop_size is not None:
             height, width = rgb.shape[-2:]
             if min(height, width) < self.crop_size:
@@ -174,10 +179,22 @@ class ClipDataset(Dataset):
                     f"frames of {video.name} are {height}×{width}, smaller than "
                     f"data.crop_size={self.crop_size}"
                 )
-            rgb = (
-                random_crop_and_flip(rgb, self.crop_size)
-                if self.train
-                else center_crop(rgb, self.crop_size)
-            )
+            draw = random_augmentation if self.train else center_augmentation
+            augmentation = draw(height, width, self.crop_size)
+            rgb = augmentation.apply(rgb)
         L, ab = rgb_to_lab_normalized(rgb)
-        return {"L": L, "ab": ab, "video": video.name, "start": start}
+        sample = {"L": L, "ab": ab, "video": video.name, "start": start}
+        if self.flow_offsets is not None:
+            pairs = clip_flow_pairs(self.clip_length, self.flow_offsets)
+            flows = read_clip_flows(cache_dir_of(*video_location(video)), start, pairs)
+            if augmentation is not None:
+                flows = augmentation.apply_to_flow(flows)
+            sample["flows"] = flows  # P×2×H×W
+            sample["flow_pairs"] = torch.tensor(pairs)  # P×2 (a, b) in clip frame indices
+        return sample
+
+
+def video_location(video: VideoFrames) -> tuple[Path, str]:
+    """(root, folder name) of a video found by ``find_videos``."""
+    folder = video.frames[0].parent
+    return folder.parent, folder.name

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytorch_lightning as pl
 from torch.utils.data import DataLoader
 
-from tcvc.data.clips import ClipDataset
+from tcvc.data.clips import ClipDataset, video_location
+from tcvc.data.flow_cache import DEFAULT_OFFSETS
 from tcvc.data.sample import prepare_sample_data
 
 __all__ = ["TCVCDataModule"]
@@ -25,6 +27,10 @@ class TCVCDataModule(pl.LightningDataModule):
         clips_per_video: training clips drawn per video and epoch.
         val_clips_per_video: fixed validation clips per video, spread evenly.
         sample_dir: when set, `prepare_data` first builds the embedded sample data there.
+        flow_cache: clips carry their FlowNet2 flows from a per-video cache (`tcvc.data.
+            flow_cache`; `TCVCModule` builds it once before training), as `flows` P×2×H×W and
+            `flow_pairs` P×2, cropped and flipped with the frames. An approximation; off by default.
+        flow_offsets: the offsets d of the cached flows F(a, a + d).
     """
 
     def __init__(
@@ -40,6 +46,8 @@ class TCVCDataModule(pl.LightningDataModule):
         val_clips_per_video: int = 1,
         sample_dir: str | None = None,
         pin_memory: bool = False,
+        flow_cache: bool = False,
+        flow_offsets: Sequence[int] = DEFAULT_OFFSETS,
     ) -> None:
         super().__init__()
         self.roots = [str(r) for r in roots]
@@ -52,6 +60,8 @@ class TCVCDataModule(pl.LightningDataModule):
         self.val_clips_per_video = val_clips_per_video
         self.sample_dir = sample_dir
         self.pin_memory = pin_memory
+        self.flow_cache = flow_cache
+        self.flow_offsets = tuple(flow_offsets)
         self.train_set: ClipDataset | None = None
         self.val_set: ClipDataset | None = None
 
@@ -67,6 +77,7 @@ class TCVCDataModule(pl.LightningDataModule):
                 crop_size=self.crop_size,
                 train=True,
                 clips_per_video=self.clips_per_video,
+                flow_offsets=self.flow_offsets if self.flow_cache else None,
             )
         if stage in (None, "fit", "validate") and self.val_set is None:
             self.val_set = ClipDataset(
@@ -75,7 +86,13 @@ class TCVCDataModule(pl.LightningDataModule):
                 crop_size=self.crop_size,
                 train=False,
                 clips_per_video=self.val_clips_per_video,
+                flow_offsets=self.flow_offsets if self.flow_cache else None,
             )
+
+    def cached_videos(self) -> list[tuple[Path, str, tuple[Path, ...]]]:
+        """(root, folder, frame files) of every training and validation video (after setup)."""
+        datasets = [d for d in (self.train_set, self.val_set) if d is not None]
+        return [(*video_location(v), v.frames) for d in datasets for v in d.videos]
 
     def _loader(self, dataset: ClipDataset, *, shuffle: bool) -> DataLoader:
         return DataLoader(

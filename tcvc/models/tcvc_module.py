@@ -12,6 +12,7 @@ from torch import nn
 
 from tcvc import metrics
 from tcvc.color import lab_normalized_to_rgb, rgb_float_to_uint8
+from tcvc.data.flow_cache import build_flow_cache
 from tcvc.losses import TCVCLoss, srl_flow_pairs
 from tcvc.nets import TCVCNet, build_tcvc_net
 
@@ -129,10 +130,36 @@ class TCVCModule(pl.LightningModule):
         """L B×T×1×H×W → ab B×T×2×H×W (the efficient inference path)."""
         return self.net.colorize_clip(L)
 
+    def on_fit_start(self) -> None:
+        """With ``data.flow_cache=true``: compute the cached flows of every video once (rank 0)."""
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if not getattr(datamodule, "flow_cache", False):
+            return
+        if self.trainer.is_global_zero:
+            build_flow_cache(
+                datamodule.cached_videos(),
+                self.net.estimate_flow,
+                offsets=datamodule.flow_offsets,
+                device=self.device,
+            )
+        self.trainer.strategy.barrier("flow cache")
+
+    def _flows(self, batch: dict) -> dict[tuple[int, int], torch.Tensor]:
+        """Every flow the step needs: from the batch (flow cache) and, for the rest, FlowNet2."""
+        L = batch["L"]
+        flows: dict[tuple[int, int], torch.Tensor] = {}
+        if "flows" in batch:
+            pairs = [tuple(pair) for pair in batch["flow_pairs"][0].tolist()]
+            flows = dict(zip(pairs, batch["flows"].unbind(1), strict=True))
+        missing = [pair for pair in self.flow_pairs(L.shape[1]) if pair not in flows]
+        if missing:
+            with torch.no_grad():
+                flows.update(self.net.compute_flows(L, missing))
+        return flows
+
     def _step(self, batch: dict) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         L = batch["L"]
-        with torch.no_grad():
-            flows = self.net.compute_flows(L, self.flow_pairs(L.shape[1]))
+        flows = self._flows(batch)
         ab = self.net.propagate(L, flows)
         terms = self.loss(ab, L, flows, ab_target=batch.get("ab"))
         return terms, ab
