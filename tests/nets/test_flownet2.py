@@ -44,9 +44,12 @@ def test_flow_equals_the_original_on_real_frames(net):
     expected = reference["flow"]
     assert flow.shape == expected.shape == (2, 2, 128, 192)
     assert expected.abs().mean() > 1.0  # real motion, not a near-zero field
-    # the same float32 arithmetic in the same order: equal here, to round-off on other CPUs
-    # (|flow| is up to ~30 px)
-    torch.testing.assert_close(flow, expected, atol=1e-5, rtol=0)
+    # The same float32 arithmetic in the same order: bit-exact on the machine that ran the
+    # original (remade on two machines: 0.0 difference each time). Across CPUs and torch builds
+    # the convolutions sum in another order: measured max 3.7e-4 px, mean 2.2e-5 px between an
+    # Intel Xeon (torch 2.15) and an AMD EPYC (torch 2.14), on flows of up to 30 px.
+    torch.testing.assert_close(flow, expected, atol=1e-3, rtol=0)
+    assert (flow - expected).abs().mean() < 1e-4
 
 
 def test_sizes_must_be_multiples_of_64(net):

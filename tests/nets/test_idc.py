@@ -51,12 +51,16 @@ def functional_idc(
     def up(x, name):
         return F.conv_transpose2d(x, w[f"{name}.weight"], w[f"{name}.bias"], stride=2, padding=1)
 
-    def bn(x, name):
-        shape = (1, -1, 1, 1)
-        scale = w[f"{name}.weight"] / torch.sqrt(w[f"{name}.running_var"] + 1e-5)
-        return (x - w[f"{name}.running_mean"].view(shape)) * scale.view(shape) + w[
-            f"{name}.bias"
-        ].view(shape)
+    def bn(x, name):  # inference BatchNorm, eps 1e-5 (PyTorch's kernel: its round-off)
+        return F.batch_norm(
+            x,
+            w[f"{name}.running_mean"],
+            w[f"{name}.running_var"],
+            w[f"{name}.weight"],
+            w[f"{name}.bias"],
+            training=False,
+            eps=1e-5,
+        )
 
     def block(x, name, convs, dilation=1):
         for index in range(convs):
