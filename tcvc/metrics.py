@@ -6,15 +6,17 @@ the device the input is on (numpy inputs: CPU).
 
 - `psnr`: RGB 0–255 per frame, mean over frames; a frame's PSNR is capped at `max_db` (100 dB),
   so identical frames give 100, not inf (the original's inf would swamp a data set's mean).
-- `ssim`: torchmetrics' Gaussian SSIM (11×11, σ 1.5, data range 255) over RGB, averaged over the
-  *valid* region (the map cropped by 5 pixels, as MATLAB's `ssim` and BasicSR do), mean over frames.
+- `ssim`: Gaussian SSIM (11×11, σ 1.5, data range 255) over RGB, averaged over the *valid*
+  region (as MATLAB's `ssim` and BasicSR do; torchmetrics' map cropped by 5 pixels), mean over
+  frames.
 - `lpips`: the `lpips` package, AlexNet v0.1, mean over frames. The AlexNet trunk is the user's
   torchvision file `<torch hub>/checkpoints/alexnet-owt-7be5be79.pth` (never downloaded); without
   it the metric warns and returns nan.
 - `colorfulness`: Hasler & Süsstrunk (2003) on 0–255 RGB, mean over frames.
 - `cdc`: TCVC's colour distribution consistency (see `cdc`).
 - `warp_error`: Lai et al. (ECCV 2018), see `warp_error`.
-- `fid`: torchmetrics FID (2048-d Inception pool features). Needs `torch-fidelity` and the user's
+- `fid`: FID on torchmetrics' Inception (2048-d pool features); `FrechetDistance` accumulates it
+  video by video. Needs `torch-fidelity` and the user's
   `<torch hub>/checkpoints/weights-inception-2015-12-05-6726825d.pth`; without them it warns and
   returns nan.
 """
@@ -25,7 +27,7 @@ import functools
 import importlib.util
 import math
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +39,7 @@ from ops import resample2d
 __all__ = [
     "ALEXNET_FILE",
     "INCEPTION_FILE",
+    "FrechetDistance",
     "cdc",
     "colorfulness",
     "fid",
@@ -46,6 +49,7 @@ __all__ = [
     "psnr_frames",
     "ssim",
     "warp_error",
+    "warp_errors",
 ]
 
 Video = np.ndarray | Tensor
@@ -132,31 +136,55 @@ def psnr(pred: Video, gt: Video, *, max_db: float = 100.0, batch_size: int = 32)
     return psnr_frames(pred, gt, max_db=max_db, batch_size=batch_size).mean().item()
 
 
-def ssim(pred: Video, gt: Video, *, batch_size: int = 16) -> float:
-    """Mean over frames of RGB SSIM (Gaussian 11×11, σ 1.5, range 255) over the valid region."""
-    from torchmetrics.functional.image import structural_similarity_index_measure
+def _gaussian_window(device: torch.device) -> Tensor:
+    offsets = torch.arange(SSIM_KERNEL, dtype=torch.float64, device=device) - SSIM_KERNEL // 2
+    window = torch.exp(-(offsets**2) / (2 * SSIM_SIGMA**2))
+    return window / window.sum()
 
+
+def _valid_filter(images: Tensor, window: Tensor) -> Tensor:
+    """N×C×H×W float64 -> N×C×(H−10)×(W−10): the 11×11 Gaussian over valid windows only.
+
+    Two 1-D passes (the 2-D window is their outer product), each a sum of 11 shifted copies:
+    float64 convolutions have no fast CPU kernel, and this is ~5× quicker than conv2d.
+    """
+    taps = window.tolist()
+    height, width = images.shape[-2] - len(taps) + 1, images.shape[-1] - len(taps) + 1
+    rows = images[..., 0:height, :] * taps[0]
+    for k, tap in enumerate(taps[1:], start=1):
+        rows.add_(images[..., k : k + height, :], alpha=tap)
+    out = rows[..., 0:width] * taps[0]
+    for k, tap in enumerate(taps[1:], start=1):
+        out.add_(rows[..., k : k + width], alpha=tap)
+    return out
+
+
+def ssim(pred: Video, gt: Video, *, batch_size: int = 16) -> float:
+    """Mean over frames of RGB SSIM (Gaussian 11×11, σ 1.5, range 255) over the valid region.
+
+    Wang et al.'s SSIM per channel with C1 = (0.01·255)², C2 = (0.03·255)², averaged over the
+    windows that lie inside the frame (as MATLAB's `ssim` and BasicSR; torchmetrics' map cropped
+    by 5 pixels gives the same), the channels, then the frames. Float64, filtered separably
+    (torchmetrics' float64 2-D convolution is ~30× slower on CPU).
+    """
     pred, gt = _pair(pred, gt)
     if min(pred.shape[1:3]) < SSIM_KERNEL:
         raise ValueError(
             f"SSIM needs frames of at least {SSIM_KERNEL}×{SSIM_KERNEL}, got "
             f"{tuple(pred.shape[1:3])}"
         )
-    border = SSIM_KERNEL // 2
+    window = _gaussian_window(pred.device)
+    c1, c2 = (0.01 * 255.0) ** 2, (0.03 * 255.0) ** 2
     total = 0.0
     for part in _chunks(pred.shape[0], batch_size):
-        _, ssim_map = structural_similarity_index_measure(
-            _float(pred[part]),
-            _float(gt[part]),
-            gaussian_kernel=True,
-            sigma=SSIM_SIGMA,
-            kernel_size=SSIM_KERNEL,
-            data_range=255.0,
-            return_full_image=True,
+        x, y = _float(pred[part]), _float(gt[part])
+        stats = _valid_filter(torch.cat([x, y, x * x, y * y, x * y], dim=1), window)
+        mu_x, mu_y, xx, yy, xy = stats.chunk(5, dim=1)
+        var_x, var_y, cov = xx - mu_x**2, yy - mu_y**2, xy - mu_x * mu_y
+        ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / (
+            (mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2)
         )
-        # torchmetrics pads by reflection; the original convention scores real windows only.
-        valid = ssim_map[..., border:-border, border:-border]
-        total += valid.mean(dim=(1, 2, 3)).sum().item()
+        total += ssim_map.mean(dim=(1, 2, 3)).sum().item()
     return total / pred.shape[0]
 
 
@@ -323,29 +351,45 @@ def warp_error(pred: Video, gt: Video, *, flow_fn: FlowFn, batch_size: int = 8) 
     error per colour value over visible pixels (E_t = 0 if no pixel is visible). Returns the
     mean over the T−1 pairs. Lai report it ×10⁻³ or so; this is the raw value.
     """
-    pred, gt = _pair(pred, gt)
-    if pred.shape[0] < 2:
-        raise ValueError(f"warp error needs at least 2 frames, got {tuple(pred.shape)}")
-    total = 0.0
+    return warp_errors({"pred": pred}, gt, flow_fn=flow_fn, batch_size=batch_size)["pred"]
+
+
+def warp_errors(
+    preds: Mapping[str, Video], gt: Video, *, flow_fn: FlowFn, batch_size: int = 8
+) -> dict[str, float]:
+    """`warp_error` of several outputs of one video: {name: value}.
+
+    The flows and masks depend on `gt` only, so they are computed once for all outputs (an
+    evaluation scores a method and its baselines against the same frames).
+    """
+    if not preds:
+        raise ValueError("warp_errors needs at least one output video")
+    pairs = {name: _pair(pred, gt) for name, pred in preds.items()}
+    gt = next(iter(pairs.values()))[1]
+    if gt.shape[0] < 2:
+        raise ValueError(f"warp error needs at least 2 frames, got {tuple(gt.shape)}")
+    totals = dict.fromkeys(pairs, 0.0)
     with torch.no_grad():
-        for part in _chunks(pred.shape[0] - 1, batch_size):
+        for part in _chunks(gt.shape[0] - 1, batch_size):
             later = slice(part.start + 1, part.stop + 1)
             gt_a = _float(gt[part], torch.float32, 1.0 / 255.0)
             gt_b = _float(gt[later], torch.float32, 1.0 / 255.0)
             flow_forward = flow_fn(gt_a, gt_b).to(torch.float32)
             flow_backward = flow_fn(gt_b, gt_a).to(torch.float32)
-            if flow_forward.shape != (gt_a.shape[0], 2, *gt_a.shape[2:]):
-                raise ValueError(
-                    f"flow_fn must return B×2×H×W = {(gt_a.shape[0], 2, *gt_a.shape[2:])}, got "
-                    f"{tuple(flow_forward.shape)}"
-                )
+            expected = (gt_a.shape[0], 2, *gt_a.shape[2:])
+            for flow in (flow_forward, flow_backward):
+                if tuple(flow.shape) != expected:
+                    raise ValueError(
+                        f"flow_fn must return B×2×H×W = {expected}, got {tuple(flow.shape)}"
+                    )
             mask = non_occlusion_mask(flow_forward, flow_backward)
-            warped = resample2d(_float(pred[later], torch.float32, 1.0 / 255.0), flow_forward)
-            squared = mask * (warped - _float(pred[part], torch.float32, 1.0 / 255.0)) ** 2
             visible = 3.0 * mask.sum(dim=(1, 2, 3))
-            error = squared.sum(dim=(1, 2, 3)) / visible.clamp(min=1.0)
-            total += error.sum().item()
-    return total / (pred.shape[0] - 1)
+            for name, (pred, _) in pairs.items():
+                warped = resample2d(_float(pred[later], torch.float32, 1.0 / 255.0), flow_forward)
+                squared = mask * (warped - _float(pred[part], torch.float32, 1.0 / 255.0)) ** 2
+                error = squared.sum(dim=(1, 2, 3)) / visible.clamp(min=1.0)
+                totals[name] += error.sum().item()
+    return {name: total / (gt.shape[0] - 1) for name, total in totals.items()}
 
 
 # -- FID ---------------------------------------------------------------------------------------
@@ -355,6 +399,100 @@ def _frames_of(videos: Video | Sequence[Video], name: str) -> list[Tensor]:
     if isinstance(videos, (np.ndarray, Tensor)):
         return [_video(videos, name)]
     return [_video(v, f"{name}[{i}]") for i, v in enumerate(videos)]
+
+
+def _inception(path: Path) -> nn.Module | None:
+    """torchmetrics' Inception (2048-d pool features) from the user's file; None with a warning
+    if torch-fidelity or the file is missing."""
+    missing = []
+    if importlib.util.find_spec("torch_fidelity") is None:
+        missing.append("the torch-fidelity package")
+    if not path.is_file():
+        missing.append(f"the Inception weights {path}")
+    if missing:
+        warnings.warn(
+            f"FID skipped: {' and '.join(missing)} missing; nothing is downloaded", stacklevel=3
+        )
+        return None
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    return FrechetInceptionDistance(
+        feature=2048, feature_extractor_weights_path=str(path)
+    ).inception
+
+
+class FrechetDistance:
+    """Fréchet distance between named sets of frames, accumulated video by video.
+
+    `add(name, video)` runs the feature network on a uint8 T×H×W×3 video and adds its features
+    to the set `name` (sums and outer-product sums in float64, so a data set's frames are never
+    all in memory, and a ground truth added once serves every method). `distance(a, b)`:
+        |μ_a − μ_b|² + tr(Σ_a) + tr(Σ_b) − 2 tr((Σ_a Σ_b)^½)
+    with unbiased covariances, the trace of the root from the eigenvalues of Σ_a Σ_b.
+
+    feature: a module mapping uint8 N×3×H×W to N×D, or None for torchmetrics' Inception (FID)
+        from the user's weights file; without that file (or torch-fidelity) `available` is False
+        and every distance is nan (one warning at construction).
+    """
+
+    def __init__(
+        self,
+        *,
+        feature: nn.Module | None = None,
+        batch_size: int = 32,
+        device: torch.device | str | None = None,
+    ) -> None:
+        self.feature = (
+            feature if feature is not None else _inception(_hub_checkpoint(INCEPTION_FILE))
+        )
+        if self.feature is not None:
+            self.feature = self.feature.eval().to(device or "cpu")
+        self.batch_size = batch_size
+        self._sums: dict[str, list] = {}
+
+    @property
+    def available(self) -> bool:
+        return self.feature is not None
+
+    def add(self, name: str, video: Video) -> None:
+        video = _video(video, name)
+        if self.feature is None:
+            return
+        device = next(self.feature.parameters(), torch.empty(0)).device
+        with torch.no_grad():
+            for part in _chunks(video.shape[0], self.batch_size):
+                frames = video[part].to(device).permute(0, 3, 1, 2).contiguous()
+                features = self.feature(frames).to(torch.float64).flatten(1)
+                if name not in self._sums:
+                    dim = features.shape[1]
+                    self._sums[name] = [
+                        0,
+                        features.new_zeros(dim),
+                        features.new_zeros(dim, dim),
+                    ]
+                sums = self._sums[name]
+                sums[0] += features.shape[0]
+                sums[1] += features.sum(0)
+                sums[2] += features.T @ features
+
+    def count(self, name: str) -> int:
+        return self._sums[name][0] if name in self._sums else 0
+
+    def distance(self, a: str, b: str) -> float:
+        if self.feature is None:
+            return math.nan
+        stats = []
+        for name in (a, b):
+            if self.count(name) < 2:
+                raise ValueError(f"FID needs at least 2 {name} frames, got {self.count(name)}")
+            count, total, outer = self._sums[name]
+            mean = total / count
+            cov = (outer - count * torch.outer(mean, mean)) / (count - 1)
+            stats.append((mean, cov))
+        (mean_a, cov_a), (mean_b, cov_b) = stats
+        root_trace = torch.linalg.eigvals(cov_a @ cov_b).real.clamp(min=0).sqrt().sum()
+        value = ((mean_a - mean_b) ** 2).sum() + cov_a.trace() + cov_b.trace() - 2 * root_trace
+        return value.item()
 
 
 def fid(
@@ -369,34 +507,14 @@ def fid(
     pred, gt: one uint8 T×H×W×3 video or a sequence of them (a data set's frames pooled).
     feature: a module mapping uint8 N×3×H×W to N×D features instead of Inception (tests, other
         backbones). Without it: torchmetrics' Inception (2048-d) from the user's weights file;
-        nan with a warning if torch-fidelity or the file is missing.
+        nan with a warning if torch-fidelity or the file is missing. See `FrechetDistance`.
     """
     pred_videos, gt_videos = _frames_of(pred, "pred"), _frames_of(gt, "gt")
     for name, videos in (("pred", pred_videos), ("gt", gt_videos)):
         if sum(v.shape[0] for v in videos) < 2:
             raise ValueError(f"FID needs at least 2 {name} frames")
-    from torchmetrics.image.fid import FrechetInceptionDistance
-
-    if feature is None:
-        path = _hub_checkpoint(INCEPTION_FILE)
-        missing = []
-        if importlib.util.find_spec("torch_fidelity") is None:
-            missing.append("the torch-fidelity package")
-        if not path.is_file():
-            missing.append(f"the Inception weights {path}")
-        if missing:
-            warnings.warn(
-                f"FID skipped: {' and '.join(missing)} missing; nothing is downloaded", stacklevel=2
-            )
-            return math.nan
-        metric = FrechetInceptionDistance(feature=2048, feature_extractor_weights_path=str(path))
-    else:
-        metric = FrechetInceptionDistance(feature=feature)
-    metric = metric.to(pred_videos[0].device)
-    with torch.no_grad():
-        for real, videos in ((False, pred_videos), (True, gt_videos)):
-            for video in videos:
-                for part in _chunks(video.shape[0], batch_size):
-                    frames = video[part].to(metric.device).permute(0, 3, 1, 2).contiguous()
-                    metric.update(frames, real=real)
-        return metric.compute().item()
+    distance = FrechetDistance(feature=feature, batch_size=batch_size, device=pred_videos[0].device)
+    for name, videos in (("pred", pred_videos), ("gt", gt_videos)):
+        for video in videos:
+            distance.add(name, video)
+    return distance.distance("pred", "gt")

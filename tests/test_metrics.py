@@ -413,3 +413,59 @@ def test_public_names():
         "warp_error",
         "fid",
     }
+
+
+# -- SSIM against torchmetrics, warp_errors, FrechetDistance -----------------------------------
+
+
+def test_ssim_matches_torchmetrics_valid_region(clip_pair):
+    from torchmetrics.functional.image import structural_similarity_index_measure
+
+    pred, gt = clip_pair
+
+    def to_float(video):
+        return torch.from_numpy(video).permute(0, 3, 1, 2).double()
+
+    _, ssim_map = structural_similarity_index_measure(
+        to_float(pred[:2]),
+        to_float(gt[:2]),
+        gaussian_kernel=True,
+        sigma=1.5,
+        kernel_size=11,
+        data_range=255.0,
+        return_full_image=True,
+    )
+    expected = ssim_map[..., 5:-5, 5:-5].mean().item()  # torchmetrics pads: score real windows
+    assert ssim(pred[:2], gt[:2], batch_size=1) == pytest.approx(expected, abs=1e-10)
+
+
+def test_warp_errors_of_several_outputs_share_the_flows(clip_pair):
+    pred, gt = clip_pair
+    calls = []
+
+    def counting_flow(a, b):
+        calls.append(1)
+        return torch.full((a.shape[0], 2, *a.shape[2:]), 0.25)
+
+    outputs = {"pred": pred[:5], "gt": gt[:5], "flipped": pred[:5, :, ::-1].copy()}
+    together = metrics.warp_errors(outputs, gt[:5], flow_fn=counting_flow, batch_size=2)
+    assert len(calls) == 2 * 2  # 4 pairs in chunks of 2, forward and backward: not per output
+    for name, video in outputs.items():
+        alone = warp_error(video, gt[:5], flow_fn=counting_flow, batch_size=3)
+        assert together[name] == pytest.approx(alone, rel=1e-6)
+    assert len(set(together.values())) == 3
+
+
+def test_frechet_distance_accumulated_video_by_video_equals_fid(clip_pair):
+    pred, gt = clip_pair
+    distance = metrics.FrechetDistance(feature=MeanColour(), batch_size=3)
+    distance.add("gt", gt[:4])
+    distance.add("gt", gt[4:])
+    distance.add("pred", pred)
+    distance.add("same", gt)
+    assert distance.count("gt") == 8
+    assert distance.distance("pred", "gt") == pytest.approx(
+        fid(pred, gt, feature=MeanColour()), rel=1e-9
+    )
+    assert distance.distance("same", "gt") == pytest.approx(0.0, abs=1e-6)
+    assert distance.distance("pred", "gt") > 0.5  # compression shifts the mean colours a little

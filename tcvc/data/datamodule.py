@@ -31,6 +31,8 @@ class TCVCDataModule(pl.LightningDataModule):
             flow_cache`; `TCVCModule` builds it once before training), as `flows` P×2×H×W and
             `flow_pairs` P×2, cropped and flipped with the frames. An approximation; off by default.
         flow_offsets: the offsets d of the cached flows F(a, a + d).
+        test_roots: the test roots of the data config; read by `eval.py` (`tcvc.tasks.evaluate`),
+            kept here only so one data config serves training and evaluation.
     """
 
     def __init__(
@@ -48,6 +50,7 @@ class TCVCDataModule(pl.LightningDataModule):
         pin_memory: bool = False,
         flow_cache: bool = False,
         flow_offsets: Sequence[int] = DEFAULT_OFFSETS,
+        test_roots: Sequence[str] | None = None,
     ) -> None:
         super().__init__()
         self.roots = [str(r) for r in roots]
@@ -62,6 +65,7 @@ class TCVCDataModule(pl.LightningDataModule):
         self.pin_memory = pin_memory
         self.flow_cache = flow_cache
         self.flow_offsets = tuple(flow_offsets)
+        self.test_roots = [str(r) for r in test_roots] if test_roots is not None else None
         self.train_set: ClipDataset | None = None
         self.val_set: ClipDataset | None = None
 

@@ -1,0 +1,265 @@
+"""`evaluate(cfg)` end to end: the real configs composed with Hydra, the sample data, a generated
+checkpoint in the released layout; outputs checked against an independent run of the protocol."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+
+from tcvc import metrics
+from tcvc.color import lab_normalized_to_rgb, rgb_to_lab_normalized
+from tcvc.data import TCVCDataModule
+from tcvc.evaluation import flow_at_resolution, load_backbone, to_uint8
+from tcvc.inference import colorize_frames, run_at_resolution
+from tcvc.io import VideoReader, read_frames
+from tcvc.nets import TCVCNet
+from tcvc.nets.checkpoints import CheckpointError
+from tcvc.nets.idc import IDC
+from tcvc.tasks.common import UserError
+from tcvc.tasks.evaluate import evaluate
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = str(ROOT / "conf")
+FRAMES = 6
+# 64×64 working size, 6 frames of one video: seconds on a CPU
+SMALL = ["eval.resolution=64", f"eval.max_frames={FRAMES}", "eval.max_videos=1", "eval.fps=5"]
+
+
+def compose_eval(overrides: list[str]):
+    """The eval config as eval.py composes it (no Hydra run: the run-folder paths are given)."""
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        return compose(config_name="eval", overrides=[f"paths.work_dir={ROOT}", *overrides])
+
+
+def data_overrides(sample_dir: Path) -> list[str]:
+    return [f"data.test_roots=[{sample_dir / 'val'}]", "data.sample_dir=null"]
+
+
+@pytest.fixture(scope="module")
+def net(original_checkpoint) -> TCVCNet:
+    return TCVCNet.from_pretrained(original_checkpoint)
+
+
+@pytest.fixture(scope="module")
+def one_run(sample_dir, original_checkpoint, tmp_path_factory) -> Path:
+    """One sampling at interval 2 (clips 0–3, 3–5), frames and a comparison video saved."""
+    out = tmp_path_factory.mktemp("eval_one")
+    cfg = compose_eval(
+        [f"ckpt={original_checkpoint}", f"paths.output_dir={out}", "eval.interval=2"]
+        + ["eval.save_frames=true", "eval.num_comparison_videos=1"]
+        + SMALL
+        + data_overrides(sample_dir)
+    )
+    evaluate(cfg)
+    return out
+
+
+def first_video(sample_dir: Path) -> np.ndarray:
+    return read_frames(sample_dir / "val" / "bigbuckbunny", max_frames=FRAMES)
+
+
+def test_eval_writes_every_output(one_run, sample_dir, capsys):
+    report = json.loads((one_run / "metrics.json").read_text())
+    assert report["methods"] == ["tcvc_2", "idc", "gray", "gt"]
+    assert list(report["videos"]) == ["val/bigbuckbunny"]
+    video = report["videos"]["val/bigbuckbunny"]
+    assert (video["num_frames"], video["height"], video["width"]) == (FRAMES, 300, 300)
+    scores = video["scores"]
+    for method in ("tcvc_2", "idc", "gray"):
+        assert set(scores[method]) == {"psnr", "ssim", "lpips", "colorfulness", "cdc", "warp_error"}
+        assert 10 < scores[method]["psnr"] < 60 and 0 < scores[method]["ssim"] <= 1
+        assert scores[method]["cdc"] >= 0 and scores[method]["warp_error"] >= 0
+    assert set(scores["gt"]) == {"colorfulness", "cdc", "warp_error"}  # no gt-vs-gt scores
+    assert scores["gray"]["colorfulness"] < 1 < scores["gt"]["colorfulness"]
+    assert report["mean"]["tcvc_2"]["psnr"] == pytest.approx(scores["tcvc_2"]["psnr"])
+    assert report["timing"]["inference_s"] > 0 and report["timing"]["total_s"] > 0
+
+    rows = (one_run / "metrics.csv").read_text().splitlines()
+    assert rows[0] == "video,method,psnr,ssim,lpips,colorfulness,cdc,warp_error,fid"
+    assert len(rows) == 1 + 2 * 4  # (one video + the mean) × four methods
+    table = (one_run / "table.md").read_text()
+    assert "| TCVC (interval 2) |" in table and "| IDC |" in table and "| gray |" in table
+    assert (one_run / "plots" / "per_video.png").stat().st_size > 1000
+    assert not (one_run / "plots" / "cdc_vs_interval.png").exists()  # no sweep
+    assert (one_run / "config.yaml").is_file()
+
+    saved = sorted((one_run / "frames" / "tcvc_2" / "val" / "bigbuckbunny").glob("*.png"))
+    assert len(saved) == FRAMES
+    with VideoReader(one_run / "comparison" / "val__bigbuckbunny.mp4") as reader:
+        comparison = reader.read_all()
+    # gray | IDC | TCVC | ground truth under a 20-pixel label strip
+    assert comparison.shape == (FRAMES, 20 + 300, 4 * 300, 3)
+    gt = first_video(sample_dir)
+    assert np.abs(comparison[:, 20:, 900:].astype(int) - gt).mean() < 3  # H.264, crf 15
+
+
+def test_eval_follows_the_protocol_and_its_metrics(one_run, sample_dir, net):
+    """The saved frames are the protocol's output computed here independently, and the reported
+    numbers are the metrics of those frames."""
+    gt = first_video(sample_dir)
+    rgb = torch.from_numpy(gt).permute(0, 3, 1, 2).float() / 255
+    L, _ = rgb_to_lab_normalized(rgb)
+    with torch.no_grad():
+        ab = colorize_frames(net.colorize_clip, L, interval=2, resolution=64)
+    expected = to_uint8(lab_normalized_to_rgb(L, ab)).numpy()
+    saved = read_frames(one_run / "frames" / "tcvc_2" / "val" / "bigbuckbunny")
+    assert np.abs(saved.astype(int) - expected).max() <= 1  # float round-off at .5
+    scores = json.loads((one_run / "metrics.json").read_text())["videos"]["val/bigbuckbunny"]
+    assert scores["scores"]["tcvc_2"]["psnr"] == pytest.approx(metrics.psnr(saved, gt), abs=0.05)
+    assert scores["scores"]["tcvc_2"]["cdc"] == pytest.approx(metrics.cdc(saved), rel=0.05)
+    assert scores["scores"]["gt"]["cdc"] == pytest.approx(metrics.cdc(gt), rel=1e-9)
+
+
+@pytest.mark.slow  # two evaluations of the clip, ~40 s on 2 cores
+def test_multi_sampling_averages_two_intervals_and_differs(
+    one_run, sample_dir, original_checkpoint, net, tmp_path
+):
+    cfg = compose_eval(
+        [f"ckpt={original_checkpoint}", f"paths.output_dir={tmp_path}", "eval.interval=2"]
+        + ["eval.sampling=multi", "eval.save_frames=true", "eval.num_comparison_videos=0"]
+        + ["eval.baselines=[gray]", "eval.metrics=[psnr,cdc]"]
+        + SMALL
+        + data_overrides(sample_dir)
+    )
+    means = evaluate(cfg)
+    assert set(means) == {"tcvc_2+4/psnr", "tcvc_2+4/cdc", "gray/psnr", "gray/cdc"}
+    one = read_frames(one_run / "frames" / "tcvc_2" / "val" / "bigbuckbunny")
+    multi = read_frames(tmp_path / "frames" / "tcvc_2+4" / "val" / "bigbuckbunny")
+    assert np.abs(multi.astype(int) - one).max() > 10  # clips 0–3, 3–5 vs 0–5: other colours
+    gt = first_video(sample_dir)
+    L, _ = rgb_to_lab_normalized(torch.from_numpy(gt).permute(0, 3, 1, 2).float() / 255)
+    with torch.no_grad():
+        runs = [
+            lab_normalized_to_rgb(
+                L, colorize_frames(net.colorize_clip, L, interval=i, resolution=64)
+            )
+            for i in (2, 4)
+        ]
+    expected = to_uint8((runs[0] + runs[1]) / 2).numpy()  # the mean in RGB, then rounded
+    assert np.abs(multi.astype(int) - expected).max() <= 1
+    assert not (tmp_path / "comparison").exists()
+
+
+def test_idc_only_from_the_tcvc_checkpoint_matches_the_idc_baseline(
+    one_run, sample_dir, original_checkpoint, tmp_path
+):
+    cfg = compose_eval(
+        ["model=idc_only", f"ckpt={original_checkpoint}", f"paths.output_dir={tmp_path}"]
+        + ["eval.num_comparison_videos=0", "eval.metrics=[psnr,ssim,warp_error]"]
+        + SMALL
+        + data_overrides(sample_dir)
+    )
+    means = evaluate(cfg)
+    report = json.loads((tmp_path / "metrics.json").read_text())
+    assert report["methods"] == ["idc", "gray", "gt"]
+    baseline = json.loads((one_run / "metrics.json").read_text())["mean"]["idc"]
+    # the same IDC weights (inside 80000_G.pth), the same protocol; the warp error's FlowNet2
+    # also comes from the checkpoint
+    for metric in ("psnr", "ssim", "warp_error"):
+        assert means[f"idc/{metric}"] == pytest.approx(baseline[metric], rel=1e-6)
+
+
+def test_idc_only_load_rules(sample_dir, original_checkpoint, tmp_path):
+    base = [f"paths.output_dir={tmp_path}", "model=idc_only", *SMALL, *data_overrides(sample_dir)]
+    with pytest.raises(UserError, match="needs IDC weights"):
+        evaluate(compose_eval(base))
+    with pytest.raises(UserError, match="not both"):
+        evaluate(
+            compose_eval(
+                [*base, f"ckpt={original_checkpoint}", f"model.idc_weights={original_checkpoint}"]
+            )
+        )
+    head_only = tmp_path / "head.pth"
+    torch.save({f"head.{k}": v for k, v in TCVCNet().head.state_dict().items()}, head_only)
+    with pytest.raises(CheckpointError, match="holds no idc weights"):
+        load_backbone(head_only, "idc", IDC())
+    idc_file = tmp_path / "siggraph17.pth"
+    torch.manual_seed(1)
+    torch.save(IDC().state_dict(), idc_file)
+    idc = load_backbone(idc_file, "idc", IDC())
+    assert torch.equal(idc.model1[0].weight, torch.load(idc_file)["model1.0.weight"])
+    assert load_backbone(idc_file, "flownet", TCVCNet().flownet, required=False) is None
+
+
+@pytest.mark.slow  # ~25 s on 2 cores
+def test_interval_sweep_plots_cdc_and_logs_to_wandb(
+    sample_dir, original_checkpoint, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    cfg = compose_eval(
+        [f"ckpt={original_checkpoint}", f"paths.output_dir={tmp_path}", "logger=wandb"]
+        + ["eval.interval=[1,3]", "eval.baselines=[gray]", "eval.metrics=[psnr,cdc]"]
+        + ["eval.num_comparison_videos=1"]
+        + SMALL
+        + data_overrides(sample_dir)
+    )
+    means = evaluate(cfg)
+    assert {"tcvc_1/cdc", "tcvc_3/cdc", "gray/cdc"} <= set(means)
+    assert means["tcvc_1/cdc"] != means["tcvc_3/cdc"]
+    assert (tmp_path / "plots" / "cdc_vs_interval.png").stat().st_size > 1000
+    runs = list((tmp_path / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+    logged = list(runs[0].rglob("*.table.json")) + list(runs[0].rglob("*.mp4"))
+    assert any(p.name.endswith(".table.json") for p in logged)
+    assert any(p.suffix == ".mp4" for p in logged)
+
+
+def test_missing_test_roots_and_bad_options_are_user_errors(tmp_path):
+    base = ["ckpt=x.pth", f"paths.output_dir={tmp_path}"]
+    with pytest.raises(UserError, match="data.test_roots"):
+        evaluate(compose_eval([*base, "data=folder"]))
+    with pytest.raises(UserError, match="eval.sampling"):
+        evaluate(compose_eval([*base, "eval.sampling=three"]))
+    with pytest.raises(UserError, match="unknown eval.metrics"):
+        evaluate(compose_eval([*base, "eval.metrics=[psnr,niqe]"]))
+
+
+@pytest.mark.parametrize(
+    ("data", "root"), [("davis30", "DAVIS30"), ("videvo20", "videvo20"), ("sample", "sample/val")]
+)
+def test_data_configs_name_test_roots_and_still_build_the_datamodule(data, root):
+    cfg = compose_eval(["ckpt=x.pth", f"data={data}"])
+    assert [Path(r) for r in cfg.data.test_roots] == [ROOT / "data" / root]
+    assert isinstance(instantiate(cfg.data), TCVCDataModule)  # training ignores test_roots
+    assert cfg.eval.interval == 17 and cfg.eval.resolution == 256 and cfg.eval.sampling == "one"
+
+
+def test_flow_at_resolution_rescales_the_flow():
+    seen = []
+
+    def constant_flow(a, b):  # u = 1, v = 2 pixels at the working size
+        seen.append(tuple(a.shape))
+        flow = torch.zeros(a.shape[0], 2, *a.shape[2:])
+        flow[:, 0], flow[:, 1] = 1.0, 2.0
+        return flow
+
+    frames = torch.rand(3, 3, 100, 256)
+    flow = flow_at_resolution(constant_flow, resolution=64)(frames, frames)
+    assert seen == [(3, 3, 64, 64)]
+    assert flow.shape == (3, 2, 100, 256)
+    torch.testing.assert_close(flow[:, 0], torch.full((3, 100, 256), 4.0))  # 256 / 64
+    torch.testing.assert_close(flow[:, 1], torch.full((3, 100, 256), 2.0 * 100 / 64))
+    native = flow_at_resolution(constant_flow, resolution="native")(frames, frames)
+    assert seen[-1] == (3, 3, 128, 256) and native.shape == (3, 2, 100, 256)
+    assert math.isclose(native[0, 0, 0, 0].item(), 1.0)
+
+
+def test_idc_baseline_runs_frame_by_frame_at_the_working_size(net):
+    L = torch.rand(5, 1, 96, 80) - 0.5
+    from tcvc.evaluation import idc_rgb
+
+    with torch.no_grad():
+        rgb = idc_rgb(net.idc, L, resolution=64, batch_size=2)
+        ab = run_at_resolution(
+            lambda clip: net.idc(clip.flatten(0, 1))[0].unflatten(0, clip.shape[:2]),
+            L[None],
+            resolution=64,
+        )[0]
+    torch.testing.assert_close(rgb, lab_normalized_to_rgb(L, ab), atol=1e-5, rtol=0)
