@@ -277,12 +277,18 @@ def resample2d(image: Tensor, flow: Tensor) -> Tensor:
 
     Args:
         image: B×C×H×W, any real values.
-        flow: B×2×H×W in pixels (channel 0 horizontal, 1 vertical), same dtype and device.
+        flow: B×2×H×W in pixels (channel 0 horizontal, 1 vertical), same device. Under
+            autocast the two often differ in float dtype (a bf16 feature, a float32 flow): both
+            are then taken in the wider dtype, so a float32 flow keeps its sub-pixel precision.
 
     Returns:
-        B×C×H×W: ``image`` sampled bilinearly at ``(x + u, y + v)``, coordinates clamped to the
-        image (= ``grid_sample`` bilinear, ``padding_mode="border"``, ``align_corners=True``).
+        B×C×H×W in that dtype: ``image`` sampled bilinearly at ``(x + u, y + v)``, coordinates
+        clamped to the image (= ``grid_sample`` bilinear, ``padding_mode="border"``,
+        ``align_corners=True``).
     """
+    if image.dtype != flow.dtype and image.is_floating_point() and flow.is_floating_point():
+        dtype = torch.promote_types(image.dtype, flow.dtype)
+        image, flow = image.to(dtype), flow.to(dtype)
     check_resample2d_inputs(image, flow)
     return _resample2d(image, flow)
 

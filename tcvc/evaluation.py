@@ -22,7 +22,6 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -31,14 +30,6 @@ from torch import Tensor, nn
 from tcvc import metrics
 from tcvc.color import lab_normalized_to_rgb
 from tcvc.inference import Resolution, colorize_frames, network_size, run_at_resolution
-from tcvc.nets.checkpoints import (
-    CheckpointError,
-    from_original_keys,
-    is_original_layout,
-    load_file,
-    load_strict,
-    state_dict_of,
-)
 
 __all__ = [
     "GROUND_TRUTH",
@@ -48,7 +39,6 @@ __all__ = [
     "flow_at_resolution",
     "gray_rgb",
     "idc_rgb",
-    "load_backbone",
     "score_video",
     "tcvc_rgb",
     "to_uint8",
@@ -151,40 +141,6 @@ def flow_at_resolution(flownet: nn.Module, *, resolution: Resolution = 256) -> m
         return flow * scale
 
     return flow_fn
-
-
-# -- weights of the baselines ------------------------------------------------------------------
-
-
-def load_backbone(
-    path: str | Path, name: str, module: nn.Module, *, required: bool = True
-) -> nn.Module | None:
-    """Load ``module`` (``"idc"`` or ``"flownet"``) strictly from any file that holds it.
-
-    Accepted: the backbone's own file (``siggraph17-df00044c.pth``,
-    ``FlowNet2_checkpoint.pth.tar``), the original ``80000_G.pth``, or one of our state dicts /
-    Lightning ``.ckpt`` files that stores it (a head-only ``.ckpt`` does not). A file without
-    it: CheckpointError, or None when not ``required``. Returns the module in eval mode.
-    """
-    source = str(path)
-    state = state_dict_of(load_file(path), source=source)
-    if is_original_layout(state):
-        state = from_original_keys(state)
-    prefix = f"{name}."
-    whole_net = any(k.startswith(("head.", "idc.", "flownet.")) for k in state)
-    if any(k.startswith(prefix) for k in state):
-        state = {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
-    elif whole_net or set(state) != set(module.state_dict()):
-        if not required:
-            return None
-        if whole_net:
-            raise CheckpointError(
-                f"{source} holds no {name} weights (a head-only checkpoint stores the frozen "
-                "backbones by path only); give the backbone's own file"
-            )
-        # else: a file of another layout: load_strict names the keys that do not fit
-    load_strict(module, state, source=source)
-    return module.eval().requires_grad_(False)
 
 
 # -- scoring -------------------------------------------------------------------------------------

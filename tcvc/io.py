@@ -50,6 +50,7 @@ __all__ = [
     "list_frame_files",
     "natural_key",
     "read_frames",
+    "read_image",
 ]
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"})
@@ -146,7 +147,10 @@ def _image_to_rgb(image: Image.Image) -> np.ndarray:
     return np.repeat(gray[..., None], 3, axis=2)
 
 
-def _read_image(path: Path) -> np.ndarray:
+def read_image(path: str | Path) -> np.ndarray:
+    """An image file as H×W×3 uint8 RGB (gray and 16-bit files converted); VideoError if it
+    cannot be read."""
+    path = Path(path)
     try:
         with Image.open(path) as image:
             image.load()
@@ -313,7 +317,7 @@ class VideoReader:
         expected = (self.info.height, self.info.width, 3)
         for index, file in enumerate(self._frame_files):
             try:
-                frame = _read_image(file)
+                frame = read_image(file)
             except VideoError as error:
                 self._stop(index, str(error), error)
                 return

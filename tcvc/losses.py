@@ -85,7 +85,7 @@ class SRLoss(nn.Module):
             count = num_frames - k
             with torch.no_grad():
                 flow = torch.stack([flow_of(t + k, t) for t in range(count)], dim=1)
-                flow = flow.to(device=ab.device, dtype=ab.dtype)
+                flow = flow.to(ab.device)  # its own dtype: resample2d warps in the wider one
                 flow = flow.reshape(batch * count, 2, height, width)
                 L_target = L[:, k:].reshape(batch * count, 1, height, width)
                 L_warped = resample2d(L[:, :count].reshape(batch * count, 1, height, width), flow)

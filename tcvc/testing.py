@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
-__all__ = ["synthetic_state_dict", "synthetic_tensor"]
+__all__ = ["ZeroFlow", "synthetic_state_dict", "synthetic_tensor"]
 
 
 def synthetic_tensor(key: str, shape: Sequence[int], *, seed: int) -> torch.Tensor:
@@ -48,3 +48,13 @@ def synthetic_state_dict(
 ) -> dict[str, torch.Tensor]:
     """A state dict with the keys and shapes of `shapes` (e.g. a released checkpoint's layout)."""
     return {key: synthetic_tensor(key, shape, seed=seed) for key, shape in shapes.items()}
+
+
+class ZeroFlow(torch.nn.Module):
+    """A stand-in flow network: ``(image1, image2)`` B×3×H×W -> zero B×2×H×W flow (no motion).
+
+    For tests and quick pipeline checks, e.g. ``model.flownet._target_=tcvc.testing.ZeroFlow``.
+    """
+
+    def forward(self, image1: torch.Tensor, image2: torch.Tensor) -> torch.Tensor:
+        return image1.new_zeros((image1.shape[0], 2, *image1.shape[2:]))

@@ -91,3 +91,27 @@ def test_sample_experiment_is_small_and_optuna_optimises_cdc():
     assert (cfg.data.interval, cfg.data.crop_size, cfg.trainer.max_steps) == (4, 128, 40)
     assert cfg.callbacks.model_checkpoint.save_top_k == 0
     assert search.optimized_metric == "val/cdc"
+
+
+def test_the_model_config_chooses_the_backbones():
+    """conf/model/tcvc_idc.yaml builds IDC and FlowNet2 from `_target_`s; another flow network
+    is one override (its class needs only the same call)."""
+    import torch
+
+    from tcvc.nets.idc import IDC
+    from tcvc.testing import ZeroFlow
+
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        default = compose(config_name="train")
+        swapped = compose(
+            config_name="train", overrides=["model.flownet._target_=tcvc.testing.ZeroFlow"]
+        )
+    assert default.model.idc._target_ == "tcvc.nets.IDC"
+    assert default.model.flownet._target_ == "tcvc.nets.flownet2.FlowNet2"
+    with pytest.warns(UserWarning, match="RANDOM"):
+        module = instantiate(swapped.model)
+    assert isinstance(module.net.flownet, ZeroFlow) and isinstance(module.net.idc, IDC)
+    assert not module.net.flownet.training  # frozen backbones, in eval mode
+    L = torch.rand(1, 3, 1, 64, 64) - 0.5
+    assert torch.equal(module.net.estimate_flow(L[:, 0], L[:, 1]), torch.zeros(1, 2, 64, 64))
+    assert module.net.colorize_clip(L).shape == (1, 3, 2, 64, 64)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 from pathlib import Path
 
@@ -139,8 +140,37 @@ def test_missing_root_is_named(tmp_path):
 def test_empty_video_folder_is_named(tmp_path):
     root = _make_root(tmp_path / "root", {"good": 6})
     (root / "empty").mkdir()
-    with pytest.raises(DataError, match="empty"):
+    with pytest.raises(DataError, match=re.escape(str(root / "empty")) + ": holds no frames"):
         ClipDataset([root], interval=2, crop_size=None, train=True)
+
+
+def test_hidden_entries_are_ignored(tmp_path):
+    """Notebook checkpoints and macOS resource forks are not videos or frames."""
+    root = _make_root(tmp_path / "root", {"v": 4, ".ipynb_checkpoints": 0})
+    (root / "v" / "._frame0.png").write_bytes(b"AppleDouble")
+    (video,) = find_videos([root], min_frames=4)
+    assert [p.name for p in video.frames] == [f"frame{i}.png" for i in range(4)]
+
+
+def test_unlistable_root_is_a_data_error(tmp_path, monkeypatch):
+    root = _make_root(tmp_path / "root", {"v": 4})
+
+    def refuse(self):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "iterdir", refuse)
+    with pytest.raises(DataError, match=f"data root {re.escape(str(root))}: cannot list it"):
+        find_videos([root], min_frames=1)
+
+
+def test_sixteen_bit_frames_are_scaled_to_eight_bits(tmp_path):
+    folder = tmp_path / "root" / "v"
+    folder.mkdir(parents=True)
+    Image.fromarray(np.full((8, 8), 65535, dtype=np.uint16)).save(folder / "00000.png")
+    Image.fromarray(np.full((8, 8), 257 * 40, dtype=np.uint16)).save(folder / "00001.png")
+    white, gray = read_frame(folder / "00000.png"), read_frame(folder / "00001.png")
+    assert white.shape == (3, 8, 8) and torch.all(white == 1.0)
+    assert torch.allclose(gray, torch.full_like(gray, 40 / 255))
 
 
 def test_short_videos_are_skipped_with_a_warning(tmp_path, caplog):
@@ -160,6 +190,26 @@ def test_corrupt_frame_is_named(tmp_path):
     dataset = ClipDataset([root], interval=2, crop_size=None, train=False)
     with pytest.raises(DataError, match="frame2.png"):
         dataset[0]
+
+
+def test_a_worker_error_is_reported_as_one_line(tmp_path, capsys):
+    """In a DataLoader worker (data.num_workers > 0) the error comes back wrapped with the
+    worker's traceback; the entry points still print only the message."""
+    from tcvc.tasks.common import report_user_errors
+
+    root = _make_root(tmp_path / "root", {"v": 4})
+    (root / "v" / "frame2.png").write_bytes(b"not a png")
+    dataset = ClipDataset([root], interval=2, crop_size=None, train=False)
+    loader = torch.utils.data.DataLoader(dataset, num_workers=1)
+
+    def task(cfg):
+        next(iter(loader))
+
+    with pytest.raises(SystemExit) as exit_info:
+        report_user_errors(task)({})
+    assert exit_info.value.code == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"error: frame {root / 'v' / 'frame2.png'}: cannot read the image")
 
 
 def test_crop_larger_than_frames_is_named(tmp_path):

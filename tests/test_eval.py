@@ -16,11 +16,11 @@ from hydra.utils import instantiate
 from tcvc import metrics
 from tcvc.color import lab_normalized_to_rgb, rgb_to_lab_normalized
 from tcvc.data import TCVCDataModule
-from tcvc.evaluation import flow_at_resolution, load_backbone, to_uint8
+from tcvc.evaluation import flow_at_resolution, to_uint8
 from tcvc.inference import colorize_frames, run_at_resolution
 from tcvc.io import VideoReader, read_frames
 from tcvc.nets import TCVCNet
-from tcvc.nets.checkpoints import CheckpointError
+from tcvc.nets.checkpoints import CheckpointError, load_backbone
 from tcvc.nets.idc import IDC
 from tcvc.tasks.common import UserError
 from tcvc.tasks.evaluate import evaluate

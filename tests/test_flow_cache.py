@@ -21,6 +21,7 @@ from tcvc.data.flow_cache import (
     read_clip_flows,
     row_of,
     video_flows,
+    weights_fingerprint,
 )
 
 
@@ -84,6 +85,32 @@ def make_small_root(folder: Path) -> Path:
             Image.fromarray(frame).save(root / video / f"{t:05d}.png")
         base = base[::-1].copy()
     return root
+
+
+def test_a_cache_of_other_flownet_weights_is_computed_again(small_root):
+    """Flows made with random FlowNet2 weights are not reused once the real file is given."""
+    from tcvc.nets.flownet2 import FlowNet2
+
+    dataset = ClipDataset([small_root], interval=2, crop_size=64, train=True)
+    videos = [(*video_location(v), v.frames) for v in dataset.videos]
+    calls = []
+
+    def counted_flow(L_a, L_b):
+        calls.append(L_a.shape[0])
+        return fake_flow(L_a, L_b)
+
+    torch.manual_seed(0)
+    random_net, real_net = FlowNet2(), FlowNet2()
+    same_net = FlowNet2()
+    same_net.load_state_dict(random_net.state_dict())
+    first = weights_fingerprint(random_net)
+    assert weights_fingerprint(same_net) == first != weights_fingerprint(real_net)
+    assert build_flow_cache(videos, counted_flow, fingerprint=first) == 2
+    assert (cache_dir_of(small_root, "a") / "flownet.fingerprint").read_text().strip() == first
+    assert build_flow_cache(videos, counted_flow, fingerprint=first) == 0
+    done = len(calls)
+    assert build_flow_cache(videos, counted_flow, fingerprint=weights_fingerprint(real_net)) == 2
+    assert len(calls) == 2 * done  # every flow computed again
 
 
 def test_cache_holds_the_full_frame_flows_and_clips_read_them(small_root):

@@ -338,3 +338,25 @@ def test_bad_settings_raise():
         TCVCLoss(srl_weight=-1.0)
     with pytest.raises(ValueError, match="must match"):
         PixelLoss()(torch.zeros(1, 2), torch.zeros(2, 1))
+
+
+# -- mixed precision -------------------------------------------------------------------------------
+
+
+def test_srl_of_bf16_predictions_keeps_the_float32_flows():
+    """Under bf16 autocast the head's ab is bf16 while flows and L are float32: the warps run in
+    float32 (the flows are not rounded to bf16) and the loss equals SRL of the same ab upcast."""
+    torch.manual_seed(3)
+    L = torch.rand(2, 4, 1, 16, 16) - 0.5
+    ab = (torch.rand(2, 4, 2, 16, 16) - 0.5).bfloat16().requires_grad_()
+    flows = {pair: torch.randn(2, 2, 16, 16) * 2 + 0.37 for pair in srl_flow_pairs(4, (1, 2))}
+    srl = SRLoss()
+    terms = srl(ab, L, flows)
+    reference = srl(ab.detach().float(), L, flows)
+    for name, value in terms.items():
+        assert value.dtype == torch.float32
+        torch.testing.assert_close(value, reference[name], rtol=1e-6, atol=0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        total = sum(srl(ab, L, flows).values())
+    total.backward()
+    assert ab.grad.dtype == torch.bfloat16 and ab.grad.abs().sum() > 0

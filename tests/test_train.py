@@ -143,6 +143,85 @@ def test_head_only_checkpoint_and_its_backbones(sample_dir, backbone_files, tmp_
     assert TCVCNet.from_pretrained(moved, flownet2=backbone_files["flownet"]) is not None
 
 
+def test_fine_tuning_from_released_or_project_weights_keeps_loadable_checkpoints(
+    sample_dir, backbone_files, original_checkpoint, tmp_path
+):
+    """`model.tcvc_weights=80000_G.pth`, then `model.tcvc_weights=<that run's head-only .ckpt>`:
+    each run's checkpoint records where its backbones came from and loads back with them."""
+    from tcvc.nets.checkpoints import load_backbone
+
+    def fine_tune(weights: Path, folder: Path) -> Path:
+        cfg = compose_train(
+            ["logger=csv", f"paths.output_dir={folder}", "trainer.max_steps=1"]
+            + ["final_sample=null", f"model.tcvc_weights={weights}"]
+            + SMALL
+            + data_overrides(sample_dir)
+        )
+        train(cfg)
+        return folder / "checkpoints" / "last.ckpt"
+
+    first = fine_tune(original_checkpoint, tmp_path / "first")
+    checkpoint = torch.load(first, weights_only=True, map_location="cpu")
+    assert checkpoint["tcvc_backbones"] == dict.fromkeys(("flownet", "idc"), str(original_checkpoint))
+    assert not any(k.startswith(("net.flownet.", "net.idc.")) for k in checkpoint["state_dict"])
+    net = TCVCNet.from_pretrained(first)
+    released_idc = load_backbone(original_checkpoint, "idc", IDC())
+    assert all(torch.equal(v, released_idc.state_dict()[k]) for k, v in net.idc.state_dict().items())
+    head = {k.removeprefix("net.head."): v for k, v in checkpoint["state_dict"].items()}
+    assert all(torch.equal(v, head[k]) for k, v in net.head.state_dict().items())
+
+    second = fine_tune(first, tmp_path / "second")  # from a head-only checkpoint
+    recorded = torch.load(second, weights_only=True, map_location="cpu")["tcvc_backbones"]
+    assert recorded == dict.fromkeys(("flownet", "idc"), str(original_checkpoint))
+    again = TCVCNet.from_pretrained(second)
+    assert torch.equal(again.flownet.flownetc.conv1[0].weight, net.flownet.flownetc.conv1[0].weight)
+
+
+@pytest.mark.slow  # ~4 min: bf16 convolutions are slow on CPUs without bf16 units
+def test_bf16_mixed_precision_training_step(sample_dir, backbone_files, tmp_path):
+    """`trainer.precision=bf16-mixed` (the GPU default of experiment=idc_srl), run on CPU."""
+    cfg = compose_train(
+        ["debug=fdr", "logger=csv", f"paths.output_dir={tmp_path}"]
+        + ["trainer.precision=bf16-mixed"]
+        + SMALL
+        + data_overrides(sample_dir)
+        + weights_overrides(backbone_files)
+    )
+    metrics = train(cfg)
+    assert metrics["train/srl_1"] > 0 and metrics["train/srl_2"] > 0
+    assert torch.isfinite(torch.tensor(metrics["train/loss"]))
+
+
+def test_an_srl_step_changes_only_the_head(sample_dir):
+    """The SRL gradient reaches the head's parameters and nothing else; after an optimizer step
+    the backbones, BatchNorm statistics included, are bit for bit as before."""
+    from tcvc.data.clips import ClipDataset
+    from tcvc.losses import TCVCLoss
+    from tcvc.models import TCVCModule
+
+    torch.manual_seed(0)
+    module = TCVCModule(net=TCVCNet(), loss=TCVCLoss(pixel_weight=0.0))
+    module.train()
+    dataset = ClipDataset([sample_dir / "train"], interval=2, crop_size=64, train=True)
+    batch = torch.utils.data.default_collate([dataset[0]])
+    backbones = {
+        k: v.clone() for k, v in module.net.state_dict().items() if not k.startswith("head.")
+    }
+    assert any("running_var" in k for k in backbones)  # IDC's BatchNorm statistics
+    optimizer = torch.optim.Adam(module.net.head.parameters(), lr=1e-3)
+    terms, _ = module._step(batch)  # training_step without the Trainer's logging
+    loss = terms["loss"]
+    assert loss > 0 and terms["srl_1"] > 0
+    loss.backward()
+    with_grad = {n for n, p in module.net.named_parameters() if p.grad is not None}
+    head = {n for n, _ in module.net.named_parameters() if n.startswith("head.")}
+    assert with_grad == head
+    assert all(module.net.get_parameter(n).grad.abs().sum() > 0 for n in head)
+    optimizer.step()
+    after = module.net.state_dict()
+    assert all(torch.equal(value, after[key]) for key, value in backbones.items())
+
+
 def test_nan_loss_stops_with_a_clear_message(sample_dir, backbone_files, tmp_path):
     from tcvc.models.tcvc_module import TrainingDiverged
 
@@ -232,10 +311,22 @@ def test_ddp_on_cpu_with_two_processes(sample_dir, backbone_files, tmp_path):
         + weights_overrides(backbone_files)
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    printed = result.stdout + result.stderr
+    # two processes joined one gloo group (not a single-process fallback)
+    assert "MEMBER: 1/2" in printed and "MEMBER: 2/2" in printed
+    assert "distributed_backend=gloo" in printed
     checkpoint = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
     assert checkpoint["global_step"] == 2
     metrics = (tmp_path / "csv").rglob("metrics.csv")
     assert any("val/cdc" in path.read_text() for path in metrics)
+
+
+def _global_step(path: Path) -> int:
+    """The step of a checkpoint being written by another process (-1 while half-written)."""
+    try:
+        return torch.load(path, weights_only=True)["global_step"]
+    except (RuntimeError, EOFError, OSError, KeyError):  # Lightning writes it in place
+        return -1
 
 
 def _optimizer_state(checkpoint: dict) -> dict:
@@ -269,11 +360,9 @@ def test_kill_and_resume(sample_dir, backbone_files, tmp_path):
     deadline = time.monotonic() + 300
     try:
         while time.monotonic() < deadline and process.poll() is None:
-            if last.is_file() and torch.load(last, weights_only=True)["global_step"] >= 3:
+            if last.is_file() and _global_step(last) >= 3:
                 break
             time.sleep(0.5)
-    except Exception:  # noqa: BLE001 - a half-written file: read it on the next poll
-        pass
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait()
@@ -292,6 +381,8 @@ def test_kill_and_resume(sample_dir, backbone_files, tmp_path):
             assert torch.equal(moments[name], after["state"][index][name]), (index, name)
     for key, value in killed["state_dict"].items():
         assert torch.equal(value, restored["state_dict"][key]), key
+    (scheduler,) = killed["lr_schedulers"]
+    assert restored["lr_schedulers"] == [scheduler] and scheduler["last_epoch"] == step
 
     # and two more steps continue the count
     result = run_script([f"trainer.max_steps={step + 2}", "ckpt_path=last", *common])
@@ -299,6 +390,7 @@ def test_kill_and_resume(sample_dir, backbone_files, tmp_path):
     resumed = torch.load(last, weights_only=True)
     assert resumed["global_step"] == step + 2
     assert all(s["step"].item() == step + 2 for s in _optimizer_state(resumed)["state"].values())
+    assert resumed["lr_schedulers"][0]["last_epoch"] == step + 2  # MultiStepLR counts steps
     assert json.dumps(resumed["hyper_parameters"]["config"]["data"]["crop_size"]) == "64"
 
 

@@ -16,15 +16,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
 from tcvc.color import rgb_to_lab_normalized
 from tcvc.data.augment import center_augmentation, random_augmentation
 from tcvc.data.flow_cache import cache_dir_of, clip_flow_pairs, read_clip_flows
-from tcvc.io import IMAGE_SUFFIXES, natural_key
+from tcvc.io import VideoError, list_frame_files, natural_key, read_image
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +44,10 @@ class VideoFrames:
 def find_videos(roots: list[str | Path], *, min_frames: int) -> list[VideoFrames]:
     """Every video folder of every root with at least `min_frames` frames.
 
-    Raises DataError for a missing root, a root with no video folders, or when no video is long
-    enough; shorter videos are skipped with one warning that lists them.
+    Raises DataError for a missing or unreadable root, a root with no video folders, a video
+    folder without frames, or when no video is long enough; shorter videos are skipped with one
+    warning that lists them. Hidden entries (``.ipynb_checkpoints``, macOS ``._00000.png``) are
+    ignored; frames are listed as ``tcvc.io.list_frame_files`` lists them.
     """
     if isinstance(roots, (str, Path)):
         roots = [roots]
@@ -58,22 +58,20 @@ def find_videos(roots: list[str | Path], *, min_frames: int) -> list[VideoFrames
     for root in map(Path, roots):
         if not root.is_dir():
             raise DataError(f"data root {root} does not exist or is not a folder")
-        folders = sorted(
-            (p for p in root.iterdir() if p.is_dir()), key=lambda p: natural_key(p.name)
-        )
+        try:
+            entries = [p for p in root.iterdir() if not p.name.startswith(".") and p.is_dir()]
+        except OSError as error:
+            raise DataError(f"data root {root}: cannot list it: {error.strerror or error}") from None
+        folders = sorted(entries, key=lambda p: natural_key(p.name))
         if not folders:
             raise DataError(
                 f"data root {root} holds no video folders (expected <root>/<video>/00000.png ...)"
             )
         for folder in folders:
-            frames = tuple(
-                sorted(
-                    (p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES),
-                    key=lambda p: natural_key(p.name),
-                )
-            )
-            if not frames:
-                raise DataError(f"video folder {folder} holds no frames (png, jpg, bmp, tif)")
+            try:
+                frames = tuple(list_frame_files(folder))
+            except VideoError as error:
+                raise DataError(f"video folder {error}") from None
             if len(frames) < min_frames:
                 too_short.append(f"{folder} ({len(frames)} frames)")
                 continue
@@ -94,12 +92,12 @@ def find_videos(roots: list[str | Path], *, min_frames: int) -> list[VideoFrames
 
 
 def read_frame(path: Path) -> torch.Tensor:
-    """A frame file as a 3×H×W float tensor in [0, 1] (gray files are repeated to RGB)."""
+    """A frame file as a 3×H×W float tensor in [0, 1] (``tcvc.io.read_image``: gray files are
+    repeated to RGB, 16-bit ones scaled to 8 bits)."""
     try:
-        with Image.open(path) as image:
-            array = np.asarray(image.convert("RGB"))
-    except (OSError, UnidentifiedImageError) as error:
-        raise DataError(f"cannot read frame {path}: {error}") from None
+        array = read_image(path)
+    except VideoError as error:
+        raise DataError(f"frame {error}") from None
     return torch.from_numpy(array.copy()).permute(2, 0, 1).float().div_(255.0)
 
 

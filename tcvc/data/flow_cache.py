@@ -11,11 +11,14 @@ approximation: near a crop's border FlowNet2 on the crop sees less context than 
 Layout: ``<root>.flows/<video folder>/offset_<d>.npy`` next to each root, one file per offset d,
 holding F(a, a + d) for every frame a with a + d inside the video: an (N − |d|)×2×H×W array
 (F(a, a + d) is row a for d > 0, row a − |d| for d < 0: ``row_of``). A flow F(a, b) is on frame
-a's grid, in pixels.
+a's grid, in pixels. ``flownet.fingerprint`` holds ``weights_fingerprint`` of the FlowNet2 that
+made them: a cache made with other weights (random ones, say, before the real file was given) is
+stale and computed again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from collections.abc import Callable, Iterable, Sequence
@@ -24,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 from tqdm import tqdm
 
 from tcvc.color import rgb_to_lab_normalized
@@ -39,6 +42,7 @@ __all__ = [
     "read_clip_flows",
     "row_of",
     "video_flows",
+    "weights_fingerprint",
 ]
 
 # F(a, a+1) and F(a, a−1) (propagation), F(a+k, a) for k = 1, 2 (SRL) = offsets −1, −2.
@@ -80,7 +84,30 @@ def read_clip_flows(folder: Path, start: int, pairs: Sequence[tuple[int, int]]) 
     return torch.stack(rows).float()
 
 
-def _complete(folder: Path, num_frames: int, offsets: Iterable[int]) -> bool:
+def weights_fingerprint(module: nn.Module, *, samples: int = 4096) -> str:
+    """A short hash of a network's weights: names, shapes and ``samples`` evenly spaced values of
+    every tensor (hashing all 162 M values of FlowNet2 would take seconds; different weights
+    differ in their samples too)."""
+    digest = hashlib.sha1()
+    for name, tensor in module.state_dict().items():
+        flat = tensor.detach().flatten()
+        picked = flat[:: max(1, flat.numel() // samples)].to("cpu", torch.float64)
+        digest.update(f"{name}{tuple(tensor.shape)}".encode())
+        digest.update(picked.numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _fingerprint_path(folder: Path) -> Path:
+    return folder / "flownet.fingerprint"
+
+
+def _complete(
+    folder: Path, num_frames: int, offsets: Iterable[int], fingerprint: str | None
+) -> bool:
+    if fingerprint is not None:
+        path = _fingerprint_path(folder)
+        if not path.is_file() or path.read_text().strip() != fingerprint:
+            return False
     for offset in offsets:
         path = _path(folder, offset)
         if not path.is_file():
@@ -123,6 +150,7 @@ def build_flow_cache(
     offsets: Iterable[int] = DEFAULT_OFFSETS,
     device: torch.device | str = "cpu",
     batch_size: int = 8,
+    fingerprint: str | None = None,
 ) -> int:
     """Compute and store the flows of every video that has no complete cache yet.
 
@@ -130,6 +158,8 @@ def build_flow_cache(
         videos: (root, video folder name, frame files) of each video.
         flow_fn: F(a, b) from normalised L of both frames, B×1×H×W each (``net.estimate_flow``).
         offsets: the frame offsets d of F(a, a + d) to store.
+        fingerprint: ``weights_fingerprint`` of the flow network; a cache made by another one
+            is computed again (None: not checked).
 
     Returns the number of videos computed. Each file is written to a temporary name and renamed,
     so an interrupted build leaves no half-written cache.
@@ -140,7 +170,7 @@ def build_flow_cache(
     todo = [
         (root, name, frames)
         for root, name, frames in videos
-        if not _complete(cache_dir_of(root, name), len(frames), offsets)
+        if not _complete(cache_dir_of(root, name), len(frames), offsets, fingerprint)
     ]
     if not todo:
         return 0
@@ -151,10 +181,13 @@ def build_flow_cache(
         L = L.to(device)
         folder = cache_dir_of(root, name)
         folder.mkdir(parents=True, exist_ok=True)
+        _fingerprint_path(folder).unlink(missing_ok=True)  # incomplete until rewritten
         for offset in offsets:
             flows = video_flows(L, flow_fn, offset, batch_size=batch_size)
             target = _path(folder, offset)
             partial = target.with_name(f".{target.stem}.partial.npy")
             np.save(partial, flows.numpy().astype(np.float16))
             os.replace(partial, target)
+        if fingerprint is not None:  # last: the folder is complete once it matches
+            _fingerprint_path(folder).write_text(fingerprint + "\n")
     return len(todo)

@@ -12,7 +12,7 @@ from torch import nn
 
 from tcvc import metrics
 from tcvc.color import lab_normalized_to_rgb, rgb_float_to_uint8
-from tcvc.data.flow_cache import build_flow_cache
+from tcvc.data.flow_cache import build_flow_cache, weights_fingerprint
 from tcvc.losses import TCVCLoss, srl_flow_pairs
 from tcvc.nets import TCVCNet, build_tcvc_net
 
@@ -52,7 +52,9 @@ class TCVCModule(pl.LightningModule):
             / the optimizer.
         flownet2_weights / idc_weights / tcvc_weights: the original files; without them the
             backbones are random (a loud warning says so).
-        net: a ready TCVCNet (tests); if given, the weight paths are ignored.
+        idc / flownet: the backbone modules (the config's ``_target_``s; default ``IDC()`` and
+            ``FlowNet2()``), loaded from the files above.
+        net: a ready TCVCNet (tests); if given, the weight paths and backbones are ignored.
     """
 
     def __init__(
@@ -64,10 +66,14 @@ class TCVCModule(pl.LightningModule):
         flownet2_weights: str | None = None,
         idc_weights: str | None = None,
         tcvc_weights: str | None = None,
+        idc: nn.Module | None = None,
+        flownet: nn.Module | None = None,
         net: TCVCNet | None = None,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["net", "loss", "optimizer", "scheduler"], logger=False)
+        self.save_hyperparameters(
+            ignore=["net", "loss", "optimizer", "scheduler", "idc", "flownet"], logger=False
+        )
         self.net = (
             net
             if net is not None
@@ -75,6 +81,8 @@ class TCVCModule(pl.LightningModule):
                 flownet2_weights=flownet2_weights,
                 idc_weights=idc_weights,
                 tcvc_weights=tcvc_weights,
+                idc=idc,
+                flownet=flownet,
             )
         )
         self.loss = loss if loss is not None else TCVCLoss()
@@ -90,12 +98,9 @@ class TCVCModule(pl.LightningModule):
 
     # ---- checkpoints: the frozen backbones loaded from files are stored by path ---------------
     def backbone_files(self) -> dict[str, str]:
-        """{"flownet" / "idc": the file it was loaded from} for the backbones that came from files."""
-        hp = self.hparams
-        if hp.get("tcvc_weights"):
-            return {"flownet": str(hp.tcvc_weights), "idc": str(hp.tcvc_weights)}
-        files = {"flownet": hp.get("flownet2_weights"), "idc": hp.get("idc_weights")}
-        return {name: str(path) for name, path in files.items() if path}
+        """{"flownet" / "idc": the file it was loaded from} for the backbones that came from files
+        (a backbone file, ``80000_G.pth``, or the checkpoint a fine-tuning run started from)."""
+        return dict(getattr(self.net, "backbone_sources", {}))
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """Leave out the frozen backbones that came from files (~800 MB), keep their paths.
@@ -141,6 +146,7 @@ class TCVCModule(pl.LightningModule):
                 self.net.estimate_flow,
                 offsets=datamodule.flow_offsets,
                 device=self.device,
+                fingerprint=weights_fingerprint(self.net.flownet),
             )
         self.trainer.strategy.barrier("flow cache")
 

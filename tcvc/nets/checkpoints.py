@@ -32,6 +32,7 @@ __all__ = [
     "check_fit",
     "from_original_keys",
     "is_original_layout",
+    "load_backbone",
     "load_file",
     "load_original",
     "load_strict",
@@ -157,6 +158,42 @@ def load_original(net: nn.Module, state: Mapping[str, Tensor], *, source: str) -
     """
     check_fit(to_original_keys(net.state_dict()), state, source=source, target="TCVC_IDC")
     net.load_state_dict(from_original_keys(state), strict=True)
+
+
+def load_backbone(
+    path: str | Path,
+    name: str,
+    module: nn.Module,
+    *,
+    required: bool = True,
+    map_location: str | torch.device = "cpu",
+) -> nn.Module | None:
+    """Load ``module`` (``"idc"`` or ``"flownet"``) strictly from any file that holds it.
+
+    Accepted: the backbone's own file (``siggraph17-df00044c.pth``,
+    ``FlowNet2_checkpoint.pth.tar``), the original ``80000_G.pth``, or one of our state dicts /
+    Lightning ``.ckpt`` files that stores it (a head-only ``.ckpt`` does not). A file without
+    it: CheckpointError, or None when not ``required``. Returns the module, frozen and in eval mode.
+    """
+    source = str(path)
+    state = state_dict_of(load_file(path, map_location=map_location), source=source)
+    if is_original_layout(state):
+        state = from_original_keys(state)
+    prefix = f"{name}."
+    whole_net = any(k.startswith(("head.", "idc.", "flownet.")) for k in state)
+    if any(k.startswith(prefix) for k in state):
+        state = {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
+    elif whole_net or set(state) != set(module.state_dict()):
+        if not required:
+            return None
+        if whole_net:
+            raise CheckpointError(
+                f"{source} holds no {name} weights (a head-only checkpoint stores the frozen "
+                "backbones by path only); give the backbone's own file"
+            )
+        # else: a file of another layout: load_strict names the keys that do not fit
+    load_strict(module, state, source=source)
+    return module.eval().requires_grad_(False)
 
 
 def is_original_layout(state: Mapping[str, Tensor]) -> bool:

@@ -32,6 +32,7 @@ from ops import resample2d
 from tcvc.nets.checkpoints import (
     CheckpointError,
     is_original_layout,
+    load_backbone,
     load_file,
     load_original,
     load_strict,
@@ -53,16 +54,6 @@ Pair = tuple[int, int]
 def flow_image(L: Tensor) -> Tensor:
     """B×1×H×W normalised L -> the B×3×H×W image in [0, 1] TCVC feeds FlowNet2 (L + 0.5)."""
     return L.repeat(1, 3, 1, 1) + 0.5
-
-
-def warp(feature: Tensor, flow: Tensor) -> Tensor:
-    """Resample2d of a B×C×H×W feature by a B×2×H×W pixel flow (the wider dtype of the two).
-
-    Under autocast the flow and the feature can differ in dtype; warping in the wider one keeps
-    a float32 flow's sub-pixel precision.
-    """
-    dtype = torch.promote_types(feature.dtype, flow.dtype)
-    return resample2d(feature.to(dtype), flow.to(dtype))
 
 
 def _default_flownet() -> nn.Module:
@@ -101,6 +92,8 @@ class TCVCNet(nn.Module):
         self.idc = idc if idc is not None else IDC()
         self.flownet = flownet if flownet is not None else _default_flownet()
         self.frozen_backbones = frozen_backbones
+        # {"flownet" / "idc": the file it was loaded from}, set by from_pretrained
+        self.backbone_sources: dict[str, str] = {}
         if frozen_backbones:
             self.freeze_backbones()
 
@@ -113,6 +106,7 @@ class TCVCNet(nn.Module):
         flownet2: str | Path | None = None,
         idc: str | Path | None = None,
         map_location: str | torch.device = "cpu",
+        backbones: Mapping[str, nn.Module] | None = None,
     ) -> TCVCNet:
         """A TCVCNet with weights from files, loaded strictly (``weights_only=True``).
 
@@ -125,12 +119,16 @@ class TCVCNet(nn.Module):
             flownet2: ``FlowNet2_checkpoint.pth.tar`` (NVIDIA's).
             idc: ``siggraph17-df00044c.pth``. With backbone files only, the head keeps its fresh
                 (PyTorch default) initialisation.
+            backbones: ``{"idc": module, "flownet": module}`` to build the network with instead
+                of ``IDC()`` / ``FlowNet2()`` (a config's choice; the weights are loaded into them).
 
         Raises ``CheckpointError`` naming missing / unexpected keys or bad shapes, the file that
         cannot be read, or a backbone given twice (in ``path`` and as a file);
-        ``FileNotFoundError``. The network is returned in eval mode.
+        ``FileNotFoundError``. The network is returned in eval mode; ``net.backbone_sources``
+        names the file each backbone was loaded from (``{}`` for random backbones), which is
+        what a training run's head-only checkpoints record.
         """
-        net = cls()
+        net = cls(**(backbones or {}))
         files = {"flownet": flownet2, "idc": idc}
         if path is not None:
             source = str(path)
@@ -143,6 +141,7 @@ class TCVCNet(nn.Module):
                         "not also give backbone files"
                     )
                 load_original(net, state, source=source)
+                net.backbone_sources = dict.fromkeys(BACKBONES, source)
                 return net.eval()
             recorded = loaded.get("tcvc_backbones", {}) if isinstance(loaded, Mapping) else {}
             for name in BACKBONES:
@@ -152,6 +151,7 @@ class TCVCNet(nn.Module):
                             f"{source} holds its own {name} weights; do not also give a file "
                             "for them"
                         )
+                    net.backbone_sources[name] = source
                 else:  # a head-only checkpoint: this backbone comes from its file, below
                     files[name] = files[name] or _recorded_backbone(source, name, recorded)
                     module_state = getattr(net, name).state_dict()
@@ -159,10 +159,9 @@ class TCVCNet(nn.Module):
             load_strict(net, state, source=source)
         for name, file in files.items():
             if file is not None:
-                backbone = load_file(file, map_location=map_location)
-                load_strict(
-                    getattr(net, name), state_dict_of(backbone, source=str(file)), source=str(file)
-                )
+                # its own file, 80000_G.pth or a project checkpoint that holds it
+                load_backbone(file, name, getattr(net, name), map_location=map_location)
+                net.backbone_sources[name] = str(file)
         return net.eval()
 
     def freeze_backbones(self) -> None:
@@ -219,11 +218,13 @@ class TCVCNet(nn.Module):
 
         backward = {last: backward_feature}
         for i in range(last - 1, 0, -1):
-            backward[i] = warp(backward[i + 1], self.estimate_flow(frames[i], frames[i + 1]))
+            backward[i] = resample2d(backward[i + 1], self.estimate_flow(frames[i], frames[i + 1]))
 
         out = [ab_first]
         for i in range(1, last):
-            warped_forward = warp(forward_feature, self.estimate_flow(frames[i], frames[i - 1]))
+            warped_forward = resample2d(
+                forward_feature, self.estimate_flow(frames[i], frames[i - 1])
+            )
             forward_feature = self.head(
                 context=self.head.context(frames[i - 1], frames[i], frames[i + 1]),
                 backward=backward[i],
@@ -292,14 +293,14 @@ class TCVCNet(nn.Module):
 
         backward = [backward_last]  # b[T−1], b[T−2], …, b[1]
         for i in range(last - 1, 0, -1):
-            backward.append(warp(backward[-1], flows[(i, i + 1)]))
+            backward.append(resample2d(backward[-1], flows[(i, i + 1)]))
         backward = backward[::-1]  # index i−1 holds b[i], i = 1 … T−1
         reduced_backward = self.head.reduce(torch.cat(backward[1:])).unflatten(0, (last - 1, batch))
         l_features = self.head.l_features(L.flatten(0, 1)).unflatten(0, (batch, num_frames))
 
         refined = []
         for i in range(1, last):
-            warped_forward = warp(forward_feature, flows[(i, i - 1)])
+            warped_forward = resample2d(forward_feature, flows[(i, i - 1)])
             forward_feature = self.head(
                 context=l_features[:, i - 1 : i + 2].flatten(1, 2),
                 backward=backward[i - 1],
@@ -366,14 +367,23 @@ def build_tcvc_net(
     flownet2_weights: str | Path | None = None,
     idc_weights: str | Path | None = None,
     tcvc_weights: str | Path | None = None,
+    idc: nn.Module | None = None,
+    flownet: nn.Module | None = None,
 ) -> TCVCNet:
     """The network a config asks for: a whole checkpoint, or backbone files and a fresh head.
 
-    Without weights for a backbone, that backbone stays random: a warning says so (fine for tests,
-    useless for colourisation).
+    ``idc`` / ``flownet``: the backbone modules (``conf/model/*.yaml`` choose them; default
+    ``IDC()`` and ``FlowNet2()``), their weights loaded from the files. Without weights for a
+    backbone, that backbone stays random: a warning says so (fine for tests, useless for
+    colourisation).
     """
+    backbones = {
+        name: module for name, module in (("idc", idc), ("flownet", flownet)) if module is not None
+    }
     if tcvc_weights is not None:
-        return TCVCNet.from_pretrained(tcvc_weights, flownet2=flownet2_weights, idc=idc_weights)
+        return TCVCNet.from_pretrained(
+            tcvc_weights, flownet2=flownet2_weights, idc=idc_weights, backbones=backbones
+        )
     random = [
         name
         for name, weights in (("FlowNet2", flownet2_weights), ("IDC", idc_weights))
@@ -383,4 +393,4 @@ def build_tcvc_net(
         warnings.warn(
             RANDOM_BACKBONES.format(names=" and ".join(random)), UserWarning, stacklevel=2
         )
-    return TCVCNet.from_pretrained(flownet2=flownet2_weights, idc=idc_weights)
+    return TCVCNet.from_pretrained(flownet2=flownet2_weights, idc=idc_weights, backbones=backbones)

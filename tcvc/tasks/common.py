@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger("tcvc")
 
-__all__ = ["ROOT", "UserError", "load_net", "report_user_errors", "user_error_types"]
+__all__ = ["ROOT", "UserError", "load_net", "one_line", "report_user_errors", "user_error_types"]
 
 ROOT = Path(__file__).resolve().parents[2]
 os.environ.setdefault("TCVC_ROOT", str(ROOT))
@@ -47,7 +47,13 @@ def user_error_types() -> tuple[type[BaseException], ...]:
     from tcvc.data import DataError
     from tcvc.io import VideoError
 
-    types: list[type[BaseException]] = [UserError, DataError, VideoError, FileNotFoundError]
+    types: list[type[BaseException]] = [
+        UserError,
+        DataError,
+        VideoError,
+        FileNotFoundError,
+        PermissionError,
+    ]
     try:
         from tcvc.nets.checkpoints import CheckpointError
     except ImportError:  # pragma: no cover - the nets are optional for the data-only entry points
@@ -80,6 +86,20 @@ def load_net(
     return TCVCNet.from_pretrained(ckpt, flownet2=flownet2_weights, idc=idc_weights)
 
 
+def one_line(error: BaseException) -> str:
+    """The message of a user error, without the worker traceback that a DataLoader worker adds
+    when it re-raises an error of one of its processes ("Caught DataError in DataLoader worker
+    process 0. Original Traceback ..."): its last line, the original message."""
+    text = str(error)
+    if "Original Traceback" not in text:
+        return text
+    last = text.strip().splitlines()[-1]
+    kind = type(error)
+    for prefix in (f"{kind.__module__}.{kind.__qualname__}: ", f"{kind.__name__}: "):
+        last = last.removeprefix(prefix)
+    return last
+
+
 def report_user_errors(task: Callable[[DictConfig], T]) -> Callable[[DictConfig], T]:
     """Run `task(cfg)`; a user error prints `error: <message>` to stderr and exits with status 1.
 
@@ -93,7 +113,7 @@ def report_user_errors(task: Callable[[DictConfig], T]) -> Callable[[DictConfig]
         except user_error_types() as error:
             if cfg.get("debug") is True:
                 raise
-            print(f"error: {error}", file=sys.stderr)
+            print(f"error: {one_line(error)}", file=sys.stderr)
             sys.exit(1)
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)

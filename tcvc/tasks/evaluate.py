@@ -49,12 +49,12 @@ from tcvc.evaluation import (
     flow_at_resolution,
     gray_rgb,
     idc_rgb,
-    load_backbone,
     score_video,
     tcvc_rgb,
     to_uint8,
 )
 from tcvc.inference import anchor_clips
+from tcvc.nets.checkpoints import load_backbone
 from tcvc.tasks.common import UserError, load_net
 
 log = logging.getLogger("tcvc")

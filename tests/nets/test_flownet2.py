@@ -52,6 +52,24 @@ def test_flow_equals_the_original_on_real_frames(net):
     assert (flow - expected).abs().mean() < 1e-4
 
 
+def test_bf16_autocast_runs_and_stays_close_to_float32(net):
+    """FlowNet2 under bf16 autocast (the GPU training and colorize precision): bf16 convolutions
+    meet float32 images in the warps (resample2d promotes), and the flow stays near float32's.
+    A 64×64 crop of the reference pairs: bf16 convolutions are slow on CPUs without bf16 units."""
+    from make_flownet2_reference import SEED, layout
+
+    reference = torch.load(DATA / "flownet2_reference.pt", weights_only=True)
+    net.load_state_dict(synthetic_state_dict(layout(), seed=SEED), strict=True)
+    image1, image2 = (reference[k][:, :, 32:96, 64:128] for k in ("image1", "image2"))
+    with torch.no_grad():
+        full = net(image1, image2)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            half = net(image1, image2)
+    assert half.shape == full.shape == (2, 2, 64, 64)
+    error = (half.float() - full).abs().mean() / full.abs().mean()
+    assert error < 0.05  # measured 0.021 at 128×192
+
+
 def test_sizes_must_be_multiples_of_64(net):
     image = torch.rand(1, 3, 100, 128)
     with pytest.raises(ValueError, match="100×128"):

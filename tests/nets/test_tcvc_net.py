@@ -324,6 +324,20 @@ def test_run_at_resolution_with_the_network(net, clips):
     assert torch.equal(run_at_resolution(net.colorize_clip, L, resolution=64), expected)
 
 
+@pytest.mark.slow  # ~70 s: bf16 convolutions are slow on CPUs without bf16 units
+def test_bf16_autocast_on_cpu(net, clips):
+    """The efficient path under bf16 autocast (as colorize precision=bf16 and bf16-mixed
+    training run it on a GPU), here on CPU: it runs and stays near float32."""
+    L = clips[:1, :3]
+    with torch.no_grad():
+        full = net.colorize_clip(L)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            half = net.colorize_clip(L)
+    assert half.shape == full.shape
+    assert max_error(half.float(), full) < 0.1
+    assert (half.float() - full).abs().mean() < 0.02 * full.abs().mean() + 1e-3
+
+
 # ---- GPU: same values, bf16 autocast, torch.compile ---------------------------------------------
 @pytest.mark.gpu
 def test_gpu_paths(net, clips):

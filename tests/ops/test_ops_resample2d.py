@@ -153,5 +153,25 @@ def test_shape_mismatch_raises():
         resample2d(torch.randn(1, 3, 8, 8), torch.randn(1, 2, 8, 9))
     with pytest.raises(ValueError, match="B×2×H×W"):
         resample2d(torch.randn(2, 3, 8, 8), torch.randn(2, 3, 8, 8))
-    with pytest.raises(ValueError, match="dtype"):
-        resample2d(torch.randn(1, 3, 8, 8), torch.randn(1, 2, 8, 8, dtype=torch.float64))
+    with pytest.raises(ValueError, match="flow"):
+        resample2d(torch.randn(1, 3, 8, 8), torch.zeros(1, 2, 8, 8, dtype=torch.int64))
+
+
+def test_mixed_float_dtypes_warp_in_the_wider_one():
+    """Under autocast a bf16 feature meets a float32 flow: the warp runs in float32, so the
+    flow's sub-pixel part is not rounded to bf16 (3 significant digits), and gradients come
+    back in each input's own dtype."""
+    torch.manual_seed(0)
+    image = torch.randn(2, 3, 64, 80).bfloat16().requires_grad_()
+    # 20 px with a fraction, mostly inside the image: bf16 rounds 20.37 to 20.375
+    flow = (torch.randn(2, 2, 64, 80) + 20.37).requires_grad_()
+    out = resample2d(image, flow)
+    assert out.dtype == torch.float32
+    assert torch.equal(out, resample2d(image.detach().float(), flow.detach()))
+    rounded = resample2d(image.detach(), flow.detach().bfloat16()).float()
+    assert (rounded - out).abs().max() > 1e-2  # what casting the flow down would have cost
+    out.sum().backward()
+    assert image.grad.dtype == torch.bfloat16 and flow.grad.dtype == torch.float32
+    both64 = resample2d(image.detach().double(), flow.detach().double())
+    assert resample2d(image.detach().double(), flow.detach()).dtype == torch.float64
+    assert torch.equal(resample2d(image.detach().double(), flow.detach()), both64)
