@@ -159,6 +159,9 @@ def colorize_frames(
 ) -> Tensor:
     """ab of a whole (in-memory) video, clip by clip with shared anchors (``anchor_clips``).
 
+    The same code path as streaming (``stream_ab``, which ``colorize.py`` uses), over the frames
+    of a tensor: ``eval.py`` and ``colorize.py`` colour a video identically.
+
     Args:
         net_fn: B×T×1×h×w -> B×T×2×h×w (``net.colorize_clip``), T ≥ 2.
         L: T×1×H×W normalised L of the video, at full size.
@@ -170,17 +173,10 @@ def colorize_frames(
     """
     if L.dim() != 4 or L.shape[1] != 1:
         raise ValueError(f"L must be T×1×H×W, got shape {tuple(L.shape)}")
-    parts = []
-    for clip in anchor_clips(L.shape[0], interval, cuts=cuts):
-        frames = L[clip.start : clip.stop]
-        if len(frames) == 1:
-            frames = frames.expand(2, -1, -1, -1)
-        ab = run_at_resolution(net_fn, frames[None], resolution=resolution)[0]
-        starts_shot = not parts or clip.start != parts[-1][0].stop - 1
-        parts.append((clip, ab[: len(clip)] if starts_shot else ab[1 : len(clip)]))
-    if not parts:
+    if L.shape[0] == 0:
         return L.new_zeros((0, 2, *L.shape[-2:]))
-    return torch.cat([ab for _, ab in parts])
+    frames = stream_ab(net_fn, L, interval=interval, resolution=resolution, cuts=cuts)
+    return torch.stack([ab for _, ab in frames])
 
 
 # ---- streaming: videos of any length in constant memory ------------------------------------------
@@ -299,7 +295,7 @@ class _ClipStream:
         if not self.full:  # nothing new: the clip is only the anchor already returned
             return []
         frames = torch.stack(self.work)
-        if len(frames) == 1:  # a one-frame shot: a two-frame clip of it (as colorize_frames)
+        if len(frames) == 1:  # a one-frame shot: a two-frame clip of that frame repeated
             frames = frames.expand(2, -1, -1, -1)
         ab = _call(self.net_fn, frames, 1, len(frames), self.size)[0]
         ab = ab[1:] if self.shares_anchor else ab
@@ -321,23 +317,27 @@ def stream_ab(
     resolution: Resolution = 256,
     cuts: Cuts = (),
 ) -> Iterator[tuple[Tensor, Tensor]]:
-    """``colorize_frames`` for a stream of frames: same clips, same values, constant memory.
+    """ab of a stream of frames, clip by clip with shared anchors, in constant memory.
 
-    Frames are read from ``frames`` one at a time; when a clip of ``interval + 2`` frames is
-    complete (or a cut or the end arrives) it is coloured and its frames are yielded. Only one
-    clip of L at the working size and the full-size L of frames not yet yielded are held.
+    The clips are ``anchor_clips(num_frames, interval, cuts=...)``'s, found as the frames arrive:
+    frames are read from ``frames`` one at a time; when a clip of ``interval + 2`` frames is
+    complete (or a cut or the end arrives) it is coloured at the working ``resolution``
+    (``run_at_resolution``'s resizing or padding, frame by frame) and its frames are yielded.
+    Only one clip of L at the working size and the full-size L of frames not yet yielded are
+    held. ``colorize_frames`` is this over the frames of a tensor.
 
     Args:
         net_fn: B×T×1×h×w -> B×T×2×h×w (``net.colorize_clip``).
         frames: 1×H×W normalised L of each frame, in order (any iterable; a generator is read
             lazily).
-        interval, resolution: as ``colorize_frames``.
+        interval: frames between anchors (``anchor_clips``); resolution: see
+            ``run_at_resolution``.
         cuts: frame indices that start a new shot, or a function ``cut(t, L)`` -> bool called
             once per frame in order (``SceneCutDetector``), decided before that frame's clip runs.
 
     Yields:
-        (L 1×H×W, ab 2×H×W ab / 110) per frame, in order; ``stream_ab(...)`` equals
-        ``colorize_frames`` on the stacked frames with the same cuts.
+        (L 1×H×W, ab 2×H×W ab / 110) per frame, in order. A shared anchor takes the ab of the
+        clip it ends; a one-frame shot is coloured as a two-frame clip of that frame repeated.
     """
     if callable(cuts):
         is_cut = cuts

