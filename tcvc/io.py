@@ -190,7 +190,10 @@ class VideoReader:
             the first frame not yielded) and `decode_error` (the message) set.
         count_frames: "auto" trusts mp4/mov sample tables and counts other containers' packets;
             "demux" always counts packets; "decode" decodes the whole file once to count (exact
-            even when packets and frames differ, slow).
+            even when packets and frames differ, slow). A packet count is an estimate: when
+            decoding ends cleanly short of it (streams whose frames span several packets), the
+            video simply had fewer frames, a warning says so, and it is not an error; short of
+            an exact count (a sample table, decoding) it is a truncated file.
     """
 
     def __init__(
@@ -217,6 +220,7 @@ class VideoReader:
         self._frames: Iterator[np.ndarray] | None = None
         self._container: av.container.InputContainer | None = None
         self._frame_files: list[Path] = []
+        self._count_is_exact = True
         if not self.path.exists():
             raise VideoError(f"{self.path}: no such file or folder")
         if self.path.is_dir():
@@ -288,6 +292,7 @@ class VideoReader:
             if indexed and stream.frames > 0 and len(entries) == stream.frames:
                 # Frames before an edit list's start are demuxed but never shown.
                 return sum(1 for entry in entries if not entry.is_discard)
+        self._count_is_exact = count_frames == "decode"
         try:
             with av.open(str(self.path)) as counter:
                 counted = counter.streams[stream.index]
@@ -354,7 +359,14 @@ class VideoReader:
                 error,
             )
             return
-        if index < total:
+        if index < total and not self._count_is_exact:
+            log.warning(
+                "%s: %d frames decoded where %d packets were counted (the count was an estimate)",
+                self.path,
+                index,
+                total,
+            )
+        elif index < total:
             self._stop(
                 index,
                 f"{self.path}: decoding stopped after {index} of {total} frames "

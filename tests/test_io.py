@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import logging
 import struct
 import subprocess
 import sys
@@ -252,6 +253,24 @@ def test_lying_avi_header_is_counted(tmp_path):
     with VideoReader(liar) as reader:
         assert reader.info.num_frames == 15
         assert len(reader.read_all()) == 15 and reader.stopped_at is None
+
+
+def test_a_packet_count_above_the_frames_is_not_a_truncation(tmp_path, monkeypatch, caplog):
+    """Where frames span several packets (field-coded streams), counting packets overestimates:
+    a clean end of decoding short of that estimate is the end of the video, with a warning."""
+    path = make_video(tmp_path / "fields.avi", smooth_frames(15, 32, 32), codec="mjpeg", fps=10)
+    counted = VideoReader._count
+    monkeypatch.setattr(
+        VideoReader, "_count", lambda self, *args: counted(self, *args) + 2  # 2 extra packets
+    )
+    with caplog.at_level(logging.WARNING), VideoReader(path) as reader:
+        assert reader.info.num_frames == 17
+        assert len(reader.read_all()) == 15 and reader.stopped_at is None
+    assert "15 frames decoded where 17 packets were counted" in caplog.text
+    with VideoReader(path, count_frames="decode") as reader:  # an exact count: no warning
+        assert reader.info.num_frames == 17  # (the stand-in adds 2 to any count)
+        with pytest.raises(VideoError, match="decoding stopped after 15 of 17 frames"):
+            reader.read_all()
 
 
 def test_reader_is_one_pass_that_can_resume():
