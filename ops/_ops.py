@@ -6,9 +6,17 @@ compiled kernel does not cover: kernel_size > 1, displacement > 32 px, stride1 >
 ``register_kernel("cuda")`` routes CUDA tensors to the kernels of ``ops/csrc`` (built on the first
 CUDA call, see ``ops._build``), ``register_fake`` gives shapes for tracing, and
 ``register_autograd`` calls the backward op, so the CUDA backward is a kernel too.
+
+Where the kernels cannot be built (no CUDA toolkit, an nvcc that does not match torch's CUDA, a
+compiler error), CUDA tensors run the references as well, with one warning that says why;
+``TCVC_CUDA_OPS=require`` in the environment makes that an error instead (the GPU tests set it).
 """
 
 from __future__ import annotations
+
+import functools
+import os
+import warnings
 
 import torch
 from torch import Tensor
@@ -37,9 +45,31 @@ _CORR_MAX_STRIDE1 = 2
 
 
 def _cuda_ops():
-    """``torch.ops.tcvc_cuda`` after building/loading the extension (once a process)."""
-    _build.load_extension()
-    return torch.ops.tcvc_cuda
+    """``torch.ops.tcvc_cuda`` after building/loading the extension (once a process), or None
+    when it cannot be built: the callers then run the reference kernels on CUDA too."""
+    error = _build_error()
+    if error is None:
+        return torch.ops.tcvc_cuda
+    if os.environ.get("TCVC_CUDA_OPS") == "require":
+        raise error
+    return None
+
+
+@functools.cache
+def _build_error() -> _build.BuildError | None:
+    """Build and load the kernels once a process; the error, if any (warned about once)."""
+    try:
+        _build.load_extension()
+    except _build.BuildError as error:
+        warnings.warn(
+            f"the CUDA kernels of ops/ are not available ({error}); FlowNet2's correlation, "
+            "resample2d and channel_norm run their pure-PyTorch references on the GPU (correct, "
+            "slower). TCVC_CUDA_OPS=require makes this an error.",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+        return error
+    return None
 
 
 def _correlation_kernel_covers(
@@ -124,7 +154,8 @@ def _(grad_output, input1, input2, pad_size, kernel_size, max_displacement, stri
 
 @_correlation.register_kernel("cuda")
 def _(input1, input2, pad_size, kernel_size, max_displacement, stride1, stride2):
-    if not _correlation_kernel_covers(
+    kernels = _cuda_ops()
+    if kernels is None or not _correlation_kernel_covers(
         input1.dtype, kernel_size, max_displacement, stride1, stride2
     ):
         return correlation_reference(
@@ -136,14 +167,15 @@ def _(input1, input2, pad_size, kernel_size, max_displacement, stride1, stride2)
             stride1=stride1,
             stride2=stride2,
         )
-    return _cuda_ops().correlation_forward(
+    return kernels.correlation_forward(
         input1.contiguous(), input2.contiguous(), pad_size, max_displacement, stride1, stride2
     )
 
 
 @_correlation_backward.register_kernel("cuda")
 def _(grad_output, input1, input2, pad_size, kernel_size, max_displacement, stride1, stride2):
-    if not _correlation_kernel_covers(
+    kernels = _cuda_ops()
+    if kernels is None or not _correlation_kernel_covers(
         input1.dtype, kernel_size, max_displacement, stride1, stride2
     ):
         return correlation_backward_reference(
@@ -156,7 +188,7 @@ def _(grad_output, input1, input2, pad_size, kernel_size, max_displacement, stri
             stride1=stride1,
             stride2=stride2,
         )
-    grad1, grad2 = _cuda_ops().correlation_backward(
+    grad1, grad2 = kernels.correlation_backward(
         grad_output.contiguous(),
         input1.contiguous(),
         input2.contiguous(),
@@ -245,16 +277,18 @@ def _(grad_output, image, flow):
 
 @_resample2d.register_kernel("cuda")
 def _(image, flow):
-    if image.dtype not in _KERNEL_DTYPES:
+    kernels = _cuda_ops()
+    if kernels is None or image.dtype not in _KERNEL_DTYPES:
         return resample2d_reference(image, flow)
-    return _cuda_ops().resample2d_forward(image.contiguous(), flow.contiguous())
+    return kernels.resample2d_forward(image.contiguous(), flow.contiguous())
 
 
 @_resample2d_backward.register_kernel("cuda")
 def _(grad_output, image, flow):
-    if image.dtype not in _KERNEL_DTYPES:
+    kernels = _cuda_ops()
+    if kernels is None or image.dtype not in _KERNEL_DTYPES:
         return resample2d_backward_reference(grad_output, image, flow)
-    grad_image, grad_flow = _cuda_ops().resample2d_backward(
+    grad_image, grad_flow = kernels.resample2d_backward(
         grad_output.contiguous(), image.contiguous(), flow.contiguous()
     )
     return grad_image, grad_flow
@@ -320,16 +354,18 @@ def _(grad_output, x, norm):
 
 @_channel_norm.register_kernel("cuda")
 def _(x):
-    if x.dtype not in _KERNEL_DTYPES:
+    kernels = _cuda_ops()
+    if kernels is None or x.dtype not in _KERNEL_DTYPES:
         return channel_norm_reference(x)
-    return _cuda_ops().channel_norm_forward(x.contiguous())
+    return kernels.channel_norm_forward(x.contiguous())
 
 
 @_channel_norm_backward.register_kernel("cuda")
 def _(grad_output, x, norm):
-    if x.dtype not in _KERNEL_DTYPES:
+    kernels = _cuda_ops()
+    if kernels is None or x.dtype not in _KERNEL_DTYPES:
         return channel_norm_backward_reference(grad_output, x, norm)
-    return _cuda_ops().channel_norm_backward(
+    return kernels.channel_norm_backward(
         grad_output.contiguous(), x.contiguous(), norm.contiguous()
     )
 

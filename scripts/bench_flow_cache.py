@@ -27,11 +27,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tcvc.data import find_videos, prepare_sample_data  # noqa: E402
-from tcvc.data.clips import ClipDataset, video_location  # noqa: E402
-from tcvc.data.flow_cache import DEFAULT_OFFSETS, build_flow_cache  # noqa: E402
-from tcvc.models import TCVCModule  # noqa: E402
-from tcvc.nets import TCVCNet  # noqa: E402
+from tcvc.data import find_videos, prepare_sample_data
+from tcvc.data.clips import ClipDataset, video_location
+from tcvc.data.flow_cache import DEFAULT_OFFSETS, build_flow_cache
+from tcvc.models import TCVCModule
+from tcvc.nets import TCVCNet
 
 
 def small_root(source_roots: list[Path], folder: Path, videos: int, frames: int) -> Path:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
@@ -26,8 +27,10 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# time the compiled kernels, never their silent fallback to the references (see ops._ops)
+os.environ.setdefault("TCVC_CUDA_OPS", "require")
 
-from tcvc.nets.flownet2 import FlowNet2  # noqa: E402
+from tcvc.nets.flownet2 import FlowNet2
 
 OP_NAMES = ("tcvc::correlation", "tcvc::resample2d", "tcvc::channel_norm")
 
@@ -107,7 +110,7 @@ def main() -> None:
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
     result = {"device": device_name, "threads": torch.get_num_threads(), "torch": torch.__version__,
               "rows": rows}
-    print(f"\n| size | precision | pairs/s | ops share |\n|---|---|---|---|")
+    print("\n| size | precision | pairs/s | ops share |\n|---|---|---|---|")
     for row in rows:
         print(f"| {row['size']} | {row['precision']} | {row['pairs_per_s']:.2f} | "
               f"{100 * row['ops_share']:.2f} % |")

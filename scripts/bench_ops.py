@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
@@ -37,6 +38,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# time the compiled kernels, never their silent fallback to the references (see ops._ops)
+os.environ.setdefault("TCVC_CUDA_OPS", "require")
 
 from ops import channel_norm, correlation, resample2d
 from ops.reference import (

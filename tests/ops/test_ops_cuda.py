@@ -117,6 +117,31 @@ def test_load_extension_without_gpu_says_why():
         load_extension()
 
 
+def test_kernels_that_cannot_be_built_fall_back_to_the_references(monkeypatch):
+    """No toolkit (or a failed build) on a GPU machine: one warning, then the reference kernels
+    run on CUDA too; TCVC_CUDA_OPS=require makes it an error (the GPU tests set it)."""
+    from ops import _build, _ops
+
+    attempts = []
+
+    def failing_build():
+        attempts.append(1)
+        raise _build.ToolchainError("no CUDA toolkit found (set CUDA_HOME)")
+
+    monkeypatch.setattr(_build, "load_extension", failing_build)
+    _ops._build_error.cache_clear()
+    monkeypatch.delenv("TCVC_CUDA_OPS", raising=False)
+    try:
+        with pytest.warns(RuntimeWarning, match="no CUDA toolkit found.*pure-PyTorch references"):
+            assert _ops._cuda_ops() is None
+        assert _ops._cuda_ops() is None and attempts == [1]  # built (and warned) once
+        monkeypatch.setenv("TCVC_CUDA_OPS", "require")
+        with pytest.raises(_build.BuildError, match="no CUDA toolkit found"):
+            _ops._cuda_ops()
+    finally:
+        _ops._build_error.cache_clear()
+
+
 # ---------------------------------------------------------------------------------------------
 # CPU emulation of the kernels
 # ---------------------------------------------------------------------------------------------
@@ -404,6 +429,13 @@ def test_kernel_emulation_channel_norm(emulator, tmp_path):
 # ---------------------------------------------------------------------------------------------
 
 _TOLERANCE = {torch.float32: 1e-5, torch.bfloat16: 2e-2, torch.float16: 2e-3}
+
+
+@pytest.fixture(autouse=True)
+def _compiled_kernels_required(request, monkeypatch):
+    """On a GPU the kernels themselves are under test: no silent fallback to the references."""
+    if "gpu" in request.keywords:
+        monkeypatch.setenv("TCVC_CUDA_OPS", "require")
 
 
 def _compare(got: torch.Tensor, expected: torch.Tensor, dtype: torch.dtype) -> None:
