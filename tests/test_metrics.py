@@ -469,3 +469,49 @@ def test_frechet_distance_accumulated_video_by_video_equals_fid(clip_pair):
     )
     assert distance.distance("same", "gt") == pytest.approx(0.0, abs=1e-6)
     assert distance.distance("pred", "gt") > 0.5  # compression shifts the mean colours a little
+
+
+def inception_weights_file(path: Path) -> Path:
+    """A stand-in for torch-fidelity's `weights-inception-2015-12-05-6726825d.pth`: the layout of
+    its FeatureExtractorInceptionV3 (read off the module itself), synthetic values."""
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+    from tcvc.testing import synthetic_state_dict
+
+    empty = path.with_name("empty.pth")
+    torch.save({}, empty)
+    load = FeatureExtractorInceptionV3.load_state_dict
+    FeatureExtractorInceptionV3.load_state_dict = lambda self, state, **kwargs: None
+    try:  # build the module without its weights, to learn their names and shapes
+        module = FeatureExtractorInceptionV3("layout", ["2048"], str(empty))
+    finally:
+        FeatureExtractorInceptionV3.load_state_dict = load
+    shapes = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    torch.save(synthetic_state_dict(shapes, seed=5), path)
+    return path
+
+
+def test_fid_with_an_inception_file_matches_torchmetrics(tmp_path, monkeypatch, clip_pair):
+    """The Inception path (torch-fidelity's network from the user's file, never downloaded):
+    FrechetDistance accumulated video by video equals torchmetrics' FrechetInceptionDistance."""
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    import torch_fidelity.feature_extractor_inceptionv3 as inception
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("a download was attempted")
+
+    monkeypatch.setattr(inception, "load_state_dict_from_url", no_download)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    checkpoints = tmp_path / "hub" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    weights = inception_weights_file(checkpoints / metrics.INCEPTION_FILE)
+    pred, gt = clip_pair
+    pred, gt = pred[:6], gt[:6]
+    ours = fid([pred[:3], pred[3:]], gt, batch_size=4)
+    reference = FrechetInceptionDistance(feature=2048, feature_extractor_weights_path=str(weights))
+    reference.update(torch.from_numpy(gt).permute(0, 3, 1, 2), real=True)
+    reference.update(torch.from_numpy(pred).permute(0, 3, 1, 2), real=False)
+    expected = reference.compute().item()
+    assert ours == pytest.approx(expected, rel=1e-3, abs=1e-3)
+    assert ours > 0
