@@ -88,7 +88,7 @@ def test_sample_experiment_is_small_and_optuna_optimises_cdc():
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):
         cfg = compose(config_name="train", overrides=["experiment=idc_srl_sample"])
         search = compose(config_name="train", overrides=["hparams_search=srl_optuna"])
-    assert (cfg.data.interval, cfg.data.crop_size, cfg.trainer.max_steps) == (4, 128, 40)
+    assert (cfg.data.interval, cfg.data.crop_size, cfg.trainer.max_steps) == (4, 128, 24)
     assert cfg.callbacks.model_checkpoint.save_top_k == 0
     assert search.optimized_metric == "val/cdc"
 

@@ -44,7 +44,8 @@ class TCVCModule(pl.LightningModule):
 
     Batches are dicts from `tcvc.data`: `L` B×T×1×H×W = (L − 50)/100, `ab` B×T×2×H×W = ab/110.
     The backbones (IDC, FlowNet2) stay frozen and in eval mode; every flow a step needs (the
-    propagation's and the loss's) is computed once, without gradients, in one batched call.
+    propagation's and the loss's) is computed once, without gradients, the clip's pairs batched
+    through FlowNet2 (``TCVCNet.compute_flows``, 8 image pairs a call).
 
     Args mirror `conf/model/tcvc_idc.yaml`:
         loss: the training objective (`tcvc.losses.TCVCLoss`).

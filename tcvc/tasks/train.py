@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +59,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     for logger in loggers:
         logger.log_hyperparams(resolved)
 
+    # The frozen backbones are in eval mode on purpose (TCVCNet.train keeps them there).
+    warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
     ckpt_path = cfg.get("ckpt_path")
     if ckpt_path == "last":
         last = output_dir / "checkpoints" / "last.ckpt"
@@ -78,7 +81,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     # checkpointing step): one file to resume from and to colourise with. Every DDP rank calls
     # save_checkpoint (it synchronises them); rank 0 writes.
     last = output_dir / "checkpoints" / "last.ckpt"
-    trainer.save_checkpoint(last)
+    trainer.save_checkpoint(last, weights_only=False)  # with the optimizer: resumable
     _write_metrics(trainer, output_dir, metrics)
     if not trainer.is_global_zero:
         return metrics
