@@ -615,6 +615,9 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
             if GROUND_TRUTH in protocol.baselines:
                 outputs[GROUND_TRUTH] = gt
             start = time.perf_counter()
+            log.info(  # minutes on a CPU (the warp error runs FlowNet2 twice a frame)
+                "%s: scoring %d outputs (%s)", video.name, len(outputs), ", ".join(protocol.metrics)
+            )
             with torch.no_grad():
                 scores = score_video(
                     outputs,
