@@ -61,7 +61,9 @@ def find_videos(roots: list[str | Path], *, min_frames: int) -> list[VideoFrames
         try:
             entries = [p for p in root.iterdir() if not p.name.startswith(".") and p.is_dir()]
         except OSError as error:
-            raise DataError(f"data root {root}: cannot list it: {error.strerror or error}") from None
+            raise DataError(
+                f"data root {root}: cannot list it: {error.strerror or error}"
+            ) from None
         folders = sorted(entries, key=lambda p: natural_key(p.name))
         if not folders:
             raise DataError(
