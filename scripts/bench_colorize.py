@@ -56,8 +56,8 @@ def worker(args: argparse.Namespace) -> None:
     from hydra import compose, initialize_config_dir
 
     from tcvc.nets import TCVCNet
-    from tcvc.tasks.colorize import colorize, pick_device
-    from tcvc.tasks.common import load_net
+    from tcvc.tasks.colorize import colorize
+    from tcvc.tasks.common import load_net, pick_device
 
     device = pick_device(args.device)
     net = load_net(args.ckpt) if args.ckpt else TCVCNet().eval()

@@ -26,11 +26,11 @@ from tcvc.inference import (
     network_size,
 )
 from tcvc.io import FrameFolderWriter, VideoReader, VideoWriter
-from tcvc.tasks.common import UserError, load_net
+from tcvc.tasks.common import UserError, load_net, pick_device
 
 log = logging.getLogger("tcvc")
 
-__all__ = ["colorize", "output_kind", "parse_resolution", "pick_device"]
+__all__ = ["colorize", "output_kind", "parse_resolution"]
 
 SAMPLINGS = ("single", "multi")
 PRECISIONS = ("fp32", "bf16")
@@ -204,19 +204,6 @@ def parse_resolution(value: Any) -> Resolution:
     except ValueError as error:
         raise UserError(f"resolution: {error}") from error
     return resolution
-
-
-def pick_device(name: str) -> torch.device:
-    """``auto`` -> cuda when available, else cpu; ``cuda`` without a GPU is a user error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as error:
-        raise UserError(f"device: {error}") from error
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"device={name}, but CUDA is not available here; use device=auto or cpu")
-    return device
 
 
 def _intervals(cfg: DictConfig) -> tuple[int, ...]:

@@ -11,11 +11,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger("tcvc")
 
-__all__ = ["ROOT", "UserError", "load_net", "one_line", "report_user_errors", "user_error_types"]
+__all__ = [
+    "ROOT",
+    "UserError",
+    "load_net",
+    "one_line",
+    "pick_device",
+    "report_user_errors",
+    "user_error_types",
+]
 
 ROOT = Path(__file__).resolve().parents[2]
 os.environ.setdefault("TCVC_ROOT", str(ROOT))
@@ -84,6 +93,20 @@ def load_net(
             "with random weights gives meaningless colours"
         )
     return TCVCNet.from_pretrained(ckpt, flownet2=flownet2_weights, idc=idc_weights)
+
+
+def pick_device(name: str) -> torch.device:
+    """The ``device=`` option of eval.py and colorize.py: ``auto`` -> cuda when available, else
+    cpu; a bad name or ``cuda`` without a GPU is a user error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as error:
+        raise UserError(f"device: {error}") from error
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"device={name}, but CUDA is not available here; use device=auto or cpu")
+    return device
 
 
 def one_line(error: BaseException) -> str:

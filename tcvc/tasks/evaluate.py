@@ -55,7 +55,7 @@ from tcvc.evaluation import (
 )
 from tcvc.inference import anchor_clips
 from tcvc.nets.checkpoints import load_backbone
-from tcvc.tasks.common import UserError, load_net
+from tcvc.tasks.common import UserError, load_net, pick_device
 
 log = logging.getLogger("tcvc")
 
@@ -150,15 +150,6 @@ def _protocol(cfg: DictConfig) -> Protocol:
         fps=float(options.fps),
         intervals=intervals if kind == "tcvc" else [],
     )
-
-
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"device={name}, but CUDA is not available here; use device=cpu")
-    return device
 
 
 def _test_roots(data: DictConfig) -> list[str]:
@@ -549,7 +540,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     from tcvc.metrics import FrechetDistance
 
     protocol = _protocol(cfg)
-    device = _device(str(cfg.get("device", "auto")))
+    device = pick_device(str(cfg.get("device", "auto")))
     if cfg.get("seed") is not None:
         torch.manual_seed(cfg.seed)
     output_dir = Path(cfg.paths.output_dir)
