@@ -27,7 +27,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-# time the compiled kernels, never their silent fallback to the references (see ops._ops)
+# time the compiled kernels, never their silent fallback to the references (see ops._common)
 os.environ.setdefault("TCVC_CUDA_OPS", "require")
 
 from tcvc.nets.flownet2 import FlowNet2

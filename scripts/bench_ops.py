@@ -3,8 +3,9 @@
 One run times, side by side, at FlowNetC sizes (correlation of 256-channel features at 1/8 of the
 frame; resample2d and channel_norm on 3-channel full frames) for 256×256 and 448×1024 frames:
 
-- ``reference``: the pure-PyTorch ops of ``ops.reference`` (forward, and forward + the explicit
-  backward) on the CPU, and on the GPU when there is one;
+- ``reference``: the pure-PyTorch references (``correlation_reference`` etc. of the modules
+  ``ops.correlation``, ``ops.resample2d``, ``ops.channel_norm``; forward, and forward + the
+  explicit backward) on the CPU, and on the GPU when there is one;
 - ``kernel``: ``ops.correlation`` / ``resample2d`` / ``channel_norm`` on CUDA (the compiled
   kernels, built on first use), forward and forward + autograd backward;
 - ``spatial-correlation-sampler``: the PyPI package's CUDA correlation (a peer's kernel), set up
@@ -38,18 +39,13 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-# time the compiled kernels, never their silent fallback to the references (see ops._ops)
+# time the compiled kernels, never their silent fallback to the references (see ops._common)
 os.environ.setdefault("TCVC_CUDA_OPS", "require")
 
 from ops import channel_norm, correlation, resample2d
-from ops.reference import (
-    channel_norm_backward_reference,
-    channel_norm_reference,
-    correlation_backward_reference,
-    correlation_reference,
-    resample2d_backward_reference,
-    resample2d_reference,
-)
+from ops.channel_norm import channel_norm_backward_reference, channel_norm_reference
+from ops.correlation import correlation_backward_reference, correlation_reference
+from ops.resample2d import resample2d_backward_reference, resample2d_reference
 
 # Frame sizes (H, W); FlowNetC correlates 256-channel conv3 features at 1/8 of the frame.
 FRAMES = {"256x256": (256, 256), "448x1024": (448, 1024)}

@@ -1,7 +1,7 @@
 // ChannelNorm, device code: sqrt(Σ_c x²) per pixel, and its backward grad·x/(norm + 1e-9) as
 // NVIDIA's kernel (0 at x = 0). One thread per pixel walks the channels: a warp reads consecutive
 // addresses of each channel plane; sums are float32. The kernel-emulation test compiles this
-// header on the CPU (tests/ops/test_ops_cuda.py).
+// header on the CPU (tests/ops/test_ops_channel_norm.py).
 #pragma once
 
 #include <cstdint>

@@ -1,6 +1,6 @@
 // FlowNet correlation, kernel_size 1: device code (forward and both input gradients) and the
 // launch geometry. Besides correlation.cu, the kernel-emulation test compiles this header on the
-// CPU (tests/ops/test_ops_cuda.py), so it keeps to plain CUDA C++.
+// CPU (tests/ops/test_ops_correlation.py), so it keeps to plain CUDA C++.
 //
 // out[n, tj·D + ti, oy, ox] = 1/C · Σ_c f1[n, c, cy, cx] · f2[n, c, cy + dy, cx + dx]
 // with cy = oy·stride1 + max_disp - pad, dy = (tj - rad)·stride2 (likewise x), zeros outside.

@@ -19,7 +19,7 @@ constexpr int kGrad2PerThread = 4;  // channels per thread (grad input2): 32 a b
 constexpr int kGrad1Channels = kGrad1PerThread * kWarps;
 constexpr int kGrad2Channels = kGrad2PerThread * kWarps;
 // Largest displacement ((max_displacement // stride2) · stride2) and stride1 the kernels take:
-// they bound the shared-memory tiles (ops/_ops.py sends larger settings to the reference).
+// they bound the shared-memory tiles (ops/correlation.py sends larger settings to the reference).
 constexpr int kMaxReach = 32;
 constexpr int kMaxStride1 = 2;
 

@@ -1,5 +1,5 @@
 // Host side of the CUDA ops: argument checks, allocation, stream/device handling, and the
-// registration of the operators tcvc_cuda::* that the public tcvc:: custom ops (ops/_ops.py)
+// registration of the operators tcvc_cuda::* that the public tcvc:: custom ops (ops/<op>.py)
 // call for CUDA tensors. The kernels themselves are launched through launchers.h.
 #include <algorithm>
 #include <tuple>

@@ -2,7 +2,7 @@
 // corners clamped to the image, as NVIDIA's kernel (kernel_size 1, bilinear). One thread per
 // pixel walks the channels, so the flow and the corner arithmetic are done once per pixel and a
 // warp's reads and writes of a channel plane are consecutive. The kernel-emulation test compiles
-// this header on the CPU (tests/ops/test_ops_cuda.py).
+// this header on the CPU (tests/ops/test_ops_resample2d.py).
 #pragma once
 
 #include <cstdint>

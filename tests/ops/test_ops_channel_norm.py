@@ -1,12 +1,14 @@
-"""tcvc::channel_norm: known values, naive loops, NVIDIA's backward at 0, opcheck, gradcheck."""
+"""tcvc::channel_norm: known values, naive loops, NVIDIA's backward at 0, opcheck, gradcheck;
+the kernels of ops/csrc/channel_norm_kernels.cuh emulated on the CPU and, on a GPU, compiled."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+from ops_testing import DEVICES, assert_emulated_close, assert_relative_close, run_emulated
 
 from ops import channel_norm
-from ops.reference import channel_norm_backward_reference, channel_norm_reference
+from ops.channel_norm import channel_norm_backward_reference, channel_norm_reference
 
 
 def naive_channel_norm(x, grad):
@@ -63,9 +65,10 @@ def test_gradcheck_float64():
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_opcheck(dtype):
+@pytest.mark.parametrize("device", DEVICES)
+def test_opcheck(device, dtype):
     torch.manual_seed(3)
-    x = torch.randn(2, 3, 4, 5, dtype=dtype, requires_grad=True)
+    x = torch.randn(2, 3, 4, 5, dtype=dtype).to(device).requires_grad_(True)
     torch.library.opcheck(torch.ops.tcvc.channel_norm.default, (x,))
     norm = channel_norm(x.detach())
     grad = torch.randn_like(norm)
@@ -83,3 +86,38 @@ def test_low_precision_accumulates_in_float32(dtype):
 def test_bad_input_raises():
     with pytest.raises(ValueError, match="B×C×H×W"):
         channel_norm(torch.randn(3, 4, 5))
+
+
+# ---------------------------------------------------------------------------------------------
+# the CUDA kernels: emulated on the CPU, compiled on a GPU
+# ---------------------------------------------------------------------------------------------
+
+
+def test_kernel_emulation(emulator, tmp_path):
+    torch.manual_seed(2)
+    b, c, h, w = 2, 5, 17, 19
+    x = torch.randn(b, c, h, w, dtype=torch.float64)
+    x[:, :, 3, 4] = 0
+    (out,) = run_emulated(emulator, tmp_path, "norm_fwd", [b, c, h, w], [x], 1)
+    norm = channel_norm_reference(x)
+    assert_emulated_close(out, norm)
+    grad = torch.randn_like(norm)
+    (g_x,) = run_emulated(emulator, tmp_path, "norm_bwd", [b, c, h, w], [grad, x, norm], 1)
+    assert_emulated_close(g_x, channel_norm_backward_reference(grad, x, norm))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("device", DEVICES)
+def test_op_matches_reference(device, dtype):
+    """The op (on CUDA the compiled kernels) against the reference, forward and backward."""
+    torch.manual_seed(4)
+    image = torch.randn(2, 5, 33, 47, dtype=torch.float64).to(dtype).double()
+    x = image.to(device).to(dtype).requires_grad_(True)
+    norm = channel_norm(x)
+    expected = channel_norm_reference(image)
+    assert_relative_close(norm.cpu(), expected, dtype)
+    g = torch.randn_like(expected).to(dtype).double()
+    norm.backward(g.to(device).to(dtype))
+    assert_relative_close(
+        x.grad.cpu(), channel_norm_backward_reference(g, image, norm.detach().cpu().double()), dtype
+    )

@@ -1,4 +1,5 @@
-"""tcvc::correlation: reference vs naive loops, FlowNetC's formula, backward, opcheck, gradcheck."""
+"""tcvc::correlation: reference vs naive loops, FlowNetC's formula, backward, opcheck, gradcheck;
+the kernels of ops/csrc/correlation_kernels.cuh emulated on the CPU and, on a GPU, compiled."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ import math
 import numpy as np
 import pytest
 import torch
+from ops_testing import DEVICES, assert_emulated_close, assert_relative_close, run_emulated
 
 from ops import correlation
-from ops.reference import (
+from ops._build import CSRC_DIR
+from ops.correlation import (
     correlation_backward_reference,
     correlation_output_shape,
     correlation_reference,
@@ -29,6 +32,19 @@ SETTINGS = [
     (3, 3, 3, 1, 2),
     (5, 3, 4, 2, 2),
     (2, 2, 2, 1, 1),
+]
+
+# (pad_size, max_displacement, stride1, stride2) with kernel_size 1, inside the CUDA kernel's
+# range (reach ≤ 32, stride1 ≤ 2): FlowNetC, scaled-down FlowNetC, no padding, more padding than
+# displacement, strided outputs, max_displacement not a multiple of stride2, a single offset.
+KERNEL_SETTINGS = [
+    (20, 20, 1, 2),
+    (4, 4, 1, 2),
+    (0, 3, 1, 1),
+    (6, 2, 1, 1),
+    (3, 3, 2, 2),
+    (2, 4, 2, 3),
+    (0, 0, 1, 1),
 ]
 
 
@@ -91,7 +107,8 @@ def naive_correlation(f1, f2, p):
 
 
 def flownetc_formula(f1, f2):
-    """The issue's definition: channel k ↔ (dy, dx) = (2(k//21 - 10), 2(k%21 - 10)), mean over C."""
+    """FlowNetC's cost volume as FlowNet2's code defines it: channel k ↔ (dy, dx) =
+    (2(k//21 - 10), 2(k%21 - 10)), mean over C."""
     b, _, h, w = f1.shape
     out = torch.zeros(b, 441, h, w, dtype=f1.dtype)
     for k in range(441):
@@ -170,13 +187,14 @@ def test_gradcheck_float64(setting):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_opcheck(dtype):
+@pytest.mark.parametrize("device", DEVICES)
+def test_opcheck(device, dtype):
     torch.manual_seed(4)
-    f1 = torch.randn(2, 3, 6, 5, dtype=dtype, requires_grad=True)
-    f2 = torch.randn(2, 3, 6, 5, dtype=dtype, requires_grad=True)
+    f1 = torch.randn(2, 3, 6, 5, dtype=dtype).to(device).requires_grad_(True)
+    f2 = torch.randn(2, 3, 6, 5, dtype=dtype).to(device).requires_grad_(True)
     args = (f1, f2, 4, 1, 4, 1, 2)
     torch.library.opcheck(torch.ops.tcvc.correlation.default, args)
-    grad = torch.randn(2, 25, 6, 5, dtype=dtype)
+    grad = torch.randn(2, 25, 6, 5, dtype=dtype).to(device)
     torch.library.opcheck(
         torch.ops.tcvc.correlation_backward.default, (grad, f1.detach(), f2.detach(), 4, 1, 4, 1, 2)
     )
@@ -228,3 +246,86 @@ def test_mismatched_inputs_raise():
         correlation(torch.randn(1, 2, 8, 8), torch.randn(1, 3, 8, 8))
     with pytest.raises(ValueError, match="4-D"):
         correlation(torch.randn(2, 8, 8), torch.randn(2, 8, 8))
+
+
+# ---------------------------------------------------------------------------------------------
+# the CUDA kernels: emulated on the CPU, compiled on a GPU
+# ---------------------------------------------------------------------------------------------
+
+
+def test_python_routing_mirrors_kernel_limits():
+    """ops/correlation.py sends to the kernel exactly the settings correlation_shape.h accepts."""
+    import re
+
+    from ops.correlation import _CORR_MAX_REACH, _CORR_MAX_STRIDE1, _correlation_kernel_covers
+
+    header = (CSRC_DIR / "correlation_shape.h").read_text()
+    reach = int(re.search(r"kMaxReach = (\d+);", header).group(1))
+    stride1 = int(re.search(r"kMaxStride1 = (\d+);", header).group(1))
+    assert (_CORR_MAX_REACH, _CORR_MAX_STRIDE1) == (reach, stride1)
+    covers = _correlation_kernel_covers
+    assert covers(torch.float32, 1, 20, 1, 2)  # FlowNetC
+    assert covers(torch.bfloat16, 1, reach, stride1, 1)
+    assert not covers(torch.float32, 1, reach + 1, 1, 1)
+    assert not covers(torch.float32, 3, 20, 1, 2)
+    assert not covers(torch.float64, 1, 20, 1, 2)
+
+
+@pytest.mark.parametrize("setting", KERNEL_SETTINGS, ids=str)
+def test_kernel_emulation(emulator, tmp_path, setting):
+    pad, md, s1, s2 = setting
+    params = {
+        "pad_size": pad,
+        "kernel_size": 1,
+        "max_displacement": md,
+        "stride1": s1,
+        "stride2": s2,
+    }
+    torch.manual_seed(0)
+    # 40 channels: two forward chunks (32 + 8), one partial grad-input1 chunk, two grad-input2
+    # chunks; 37 columns: a full and a partial column tile.
+    size = (2, 40, 9, 37) if md >= 20 else (2, 40, 7, 37)
+    f1 = torch.randn(size, dtype=torch.float64)
+    f2 = torch.randn(size, dtype=torch.float64)
+    expected = correlation_reference(f1, f2, **params)
+    ints = [*size, pad, md, s1, s2]
+    (out,) = run_emulated(emulator, tmp_path, "corr_fwd", ints, [f1.float(), f2.float()], 1)
+    assert_emulated_close(out, expected)
+    grad = torch.randn_like(expected)
+    g1, g2 = correlation_backward_reference(grad, f1, f2, **params)
+    got1, got2 = run_emulated(
+        emulator, tmp_path, "corr_bwd", ints, [grad.float(), f1.float(), f2.float()], 2
+    )
+    assert_emulated_close(got1, g1)
+    assert_emulated_close(got2, g2)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("setting", KERNEL_SETTINGS, ids=str)
+@pytest.mark.parametrize("device", DEVICES)
+def test_op_matches_reference(device, setting, dtype):
+    """The op (on CUDA the compiled kernels) against the float64 reference, forward and backward."""
+    pad, md, s1, s2 = setting
+    params = {
+        "pad_size": pad,
+        "kernel_size": 1,
+        "max_displacement": md,
+        "stride1": s1,
+        "stride2": s2,
+    }
+    torch.manual_seed(3)
+    f1 = torch.randn(2, 67, 29, 45, dtype=torch.float64)
+    f2 = torch.randn(2, 67, 29, 45, dtype=torch.float64)
+    # The reference on the dtype-rounded inputs: only accumulation and output rounding differ.
+    a, b = f1.to(dtype).double(), f2.to(dtype).double()
+    expected = correlation_reference(a, b, **params)
+    ga = a.to(device).to(dtype).requires_grad_(True)
+    gb = b.to(device).to(dtype).requires_grad_(True)
+    out = correlation(ga, gb, **params)
+    assert out.dtype == dtype
+    assert_relative_close(out.cpu(), expected, dtype)
+    grad = torch.randn_like(expected).to(dtype).double()
+    e1, e2 = correlation_backward_reference(grad, a, b, **params)
+    out.backward(grad.to(device).to(dtype))
+    assert_relative_close(ga.grad.cpu(), e1, dtype)
+    assert_relative_close(gb.grad.cpu(), e2, dtype)

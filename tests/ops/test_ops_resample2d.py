@@ -1,4 +1,5 @@
-"""tcvc::resample2d: reference vs NVIDIA's kernel as loops, grid_sample, backward, opcheck."""
+"""tcvc::resample2d: reference vs NVIDIA's kernel as loops, grid_sample, backward, opcheck; the
+kernels of ops/csrc/resample2d_kernels.cuh emulated on the CPU and, on a GPU, compiled."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from ops_testing import DEVICES, assert_emulated_close, assert_relative_close, run_emulated
 
 from ops import resample2d
-from ops.reference import resample2d_backward_reference, resample2d_reference
+from ops.resample2d import resample2d_backward_reference, resample2d_reference
 
 
 def naive_resample2d(image, flow, grad):
@@ -126,10 +128,11 @@ def test_gradcheck_float64(kind):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_opcheck(dtype):
+@pytest.mark.parametrize("device", DEVICES)
+def test_opcheck(device, dtype):
     image, flow = _inputs("random", seed=4)
-    image = image.to(dtype).requires_grad_(True)
-    flow = flow.to(dtype).requires_grad_(True)
+    image = image.to(device, dtype).requires_grad_(True)
+    flow = flow.to(device, dtype).requires_grad_(True)
     torch.library.opcheck(torch.ops.tcvc.resample2d.default, (image, flow))
     grad = torch.randn_like(image)
     torch.library.opcheck(
@@ -175,3 +178,52 @@ def test_mixed_float_dtypes_warp_in_the_wider_one():
     both64 = resample2d(image.detach().double(), flow.detach().double())
     assert resample2d(image.detach().double(), flow.detach()).dtype == torch.float64
     assert torch.equal(resample2d(image.detach().double(), flow.detach()), both64)
+
+
+# ---------------------------------------------------------------------------------------------
+# the CUDA kernels: emulated on the CPU, compiled on a GPU
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["random", "zero", "outside", "integer"])
+def test_kernel_emulation(emulator, tmp_path, kind):
+    torch.manual_seed(1)
+    b, c, h, w = 2, 3, 13, 21
+    image = torch.randn(b, c, h, w, dtype=torch.float64)
+    flow = {
+        "random": torch.randn(b, 2, h, w, dtype=torch.float64) * 3,
+        "zero": torch.zeros(b, 2, h, w, dtype=torch.float64),
+        "outside": (torch.rand(b, 2, h, w, dtype=torch.float64) - 0.5) * 6 * w,
+        "integer": torch.randint(-4, 5, (b, 2, h, w)).double(),
+    }[kind]
+    # Compare in float32 coordinates: the kernel's and the reference's floor must see the same
+    # numbers (a float64 flow could round across an integer in float32).
+    flow = flow.float().double()
+    (out,) = run_emulated(emulator, tmp_path, "resample_fwd", [b, c, h, w], [image, flow], 1)
+    assert_emulated_close(out, resample2d_reference(image, flow))
+    grad = torch.randn_like(image)
+    g_image, g_flow = resample2d_backward_reference(grad, image, flow)
+    got_image, got_flow = run_emulated(
+        emulator, tmp_path, "resample_bwd", [b, c, h, w], [grad, image, flow], 2
+    )
+    assert_emulated_close(got_image, g_image)
+    assert_emulated_close(got_flow, g_flow, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("device", DEVICES)
+def test_op_matches_reference(device, dtype):
+    """The op (on CUDA the compiled kernels) against the reference, forward and backward."""
+    torch.manual_seed(4)
+    image = torch.randn(2, 5, 33, 47, dtype=torch.float64).to(dtype).double()
+    flow = ((torch.rand(2, 2, 33, 47, dtype=torch.float64) - 0.5) * 80).to(dtype).double()
+    gi = image.to(device).to(dtype).requires_grad_(True)
+    gf = flow.to(device).to(dtype).requires_grad_(True)
+    out = resample2d(gi, gf)
+    # float32 reference: the same coordinate arithmetic as the kernel (x + u in float32).
+    assert_relative_close(out.cpu(), resample2d_reference(image.float(), flow.float()), dtype)
+    grad = torch.randn_like(image).to(dtype).double()
+    out.backward(grad.to(device).to(dtype))
+    e_image, e_flow = resample2d_backward_reference(grad.float(), image.float(), flow.float())
+    assert_relative_close(gi.grad.cpu(), e_image, dtype)
+    assert_relative_close(gf.grad.cpu(), e_flow, dtype)

@@ -1,25 +1,31 @@
-"""Pure-PyTorch references of FlowNet2's three custom ops, and their explicit backward passes.
+"""FlowNet correlation (FlowNetC's cost volume): the op ``tcvc::correlation`` and its reference.
 
-They run on any device and any floating dtype; half and bfloat16 inputs are computed in float32
-and the result is cast back, as the CUDA kernels accumulate in float32. The semantics are those of
-NVIDIA's flownet2-pytorch CUDA kernels (``correlation_package``, ``resample2d_package``,
-``channelnorm_package``), written from their definitions:
+``correlation(input1, input2, *, pad_size=20, kernel_size=1, max_displacement=20, stride1=1,
+stride2=2)``: two B×C×H×W feature maps (same shape, dtype and device) -> B×D²×H_out×W_out in
+their dtype, ``D = 2·(max_displacement // stride2) + 1``, ``H_out = ceil((H + 2·pad_size -
+2·(max_displacement + (kernel_size - 1)//2)) / stride1)`` (W_out likewise); for FlowNetC's
+defaults B×441×H×W.
 
-- correlation: ``out[n, k, y, x] = 1/(K²C) Σ_{j,i,c} f1[n, c, cy+j, cx+i] ·
-  f2[n, c, cy+j+dy(k), cx+i+dx(k)]`` with zeros outside the image, the output grid
-  ``cy = y·stride1 + max_displacement - pad_size``, window offsets ``j, i ∈ [-(K-1)//2,
-  (K-1)//2]`` (K = kernel_size), ``dy(k) = stride2·(k // D - R)``, ``dx(k) = stride2·(k % D -
-  R)``, ``R = max_displacement // stride2``, ``D = 2R + 1``; output size as
-  ``correlation_cuda.cc``. Where NVIDIA's kernel reads outside its zero-padded buffer (kernel_size
-  > 1 with ``max_displacement % stride2 < (K-1)//2``: undefined there) these read zeros. Its
-  backward is the true gradient; NVIDIA's equals it for stride1 = 1 (FlowNet's only setting).
-- resample2d: bilinear sample of the image at ``(x + u, y + v)``, both corners clamped to the
-  image (border); the flow gradient is the one-sided derivative NVIDIA's kernel computes.
-- channel_norm: ``sqrt(Σ_c x²)``; its backward is ``grad · x / (norm + 1e-9)`` (zero at 0).
+The semantics are those of NVIDIA's flownet2-pytorch ``correlation_package``, written from its
+definition: ``out[n, k, y, x] = 1/(K²C) Σ_{j,i,c} f1[n, c, cy+j, cx+i] ·
+f2[n, c, cy+j+dy(k), cx+i+dx(k)]`` with zeros outside the image, the output grid
+``cy = y·stride1 + max_displacement - pad_size``, window offsets ``j, i ∈ [-(K-1)//2,
+(K-1)//2]`` (K = kernel_size), ``dy(k) = stride2·(k // D - R)``, ``dx(k) = stride2·(k % D -
+R)``, ``R = max_displacement // stride2``; output size as ``correlation_cuda.cc``. Where
+NVIDIA's kernel reads outside its zero-padded buffer (kernel_size > 1 with
+``max_displacement % stride2 < (K-1)//2``: undefined there) these read zeros. The backward is the
+true gradient; NVIDIA's equals it for stride1 = 1 (FlowNet's only setting).
 
-The ``*_backward_reference`` functions give the gradients the CUDA kernels compute. The forward
-references are also differentiable by autograd with the same gradients (except channel_norm at
-x = 0, where autograd gives NaN).
+- ``correlation_reference`` / ``correlation_backward_reference``: pure PyTorch, any device and
+  floating dtype (half and bfloat16 computed in float32, as the kernels accumulate); autograd
+  through the forward reference gives the same gradients. ``correlation_output_shape`` and
+  ``check_correlation_inputs``: the output shape and the input checks.
+- ``tcvc::correlation`` and ``tcvc::correlation_backward`` (``torch.library.custom_op``): the
+  references by default (CPU, MPS, ...; on CUDA also float64 and the settings the compiled kernel
+  does not cover: kernel_size > 1, displacement > 32 px, stride1 > 2); other CUDA tensors run the
+  kernels of ``ops/csrc/correlation.cu`` (built on the first CUDA call; where they cannot be
+  built, the references with one warning, see ``ops._common``). ``register_fake`` gives shapes
+  for tracing, ``register_autograd`` calls the backward op, so the CUDA backward is a kernel too.
 """
 
 from __future__ import annotations
@@ -28,40 +34,26 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ops._common import _KERNEL_DTYPES, _check_4d_float, _compute_dtype, _cuda_ops
+
 __all__ = [
-    "CHANNEL_NORM_EPS",
-    "channel_norm_backward_reference",
-    "channel_norm_reference",
     "check_correlation_inputs",
-    "check_resample2d_inputs",
+    "correlation",
     "correlation_backward_reference",
     "correlation_output_shape",
     "correlation_reference",
-    "resample2d_backward_reference",
-    "resample2d_reference",
 ]
 
-# NVIDIA's channel-norm backward divides by (norm + 1e-9), which makes the gradient 0 at x = 0.
-CHANNEL_NORM_EPS = 1e-9
 # Width (in output columns) of the column tiles of the reference correlation: each tile is one
 # matrix product whose band holds the result, so wider tiles waste more of the product.
 _CORR_TILE = 32
-
-
-def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    """float32 for half/bfloat16 (accumulate like the kernels), the dtype itself otherwise."""
-    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
-
-
-def _check_4d_float(name: str, tensor: Tensor) -> None:
-    if tensor.dim() != 4:
-        raise ValueError(f"{name} must be B×C×H×W (4-D), got shape {tuple(tensor.shape)}")
-    if not tensor.is_floating_point():
-        raise ValueError(f"{name} must be a floating tensor, got dtype {tensor.dtype}")
+# Mirrors kMaxReach / kMaxStride1 in ops/csrc/correlation_shape.h (shared-memory tile bounds).
+_CORR_MAX_REACH = 32
+_CORR_MAX_STRIDE1 = 2
 
 
 # --------------------------------------------------------------------------------------------
-# correlation
+# reference
 # --------------------------------------------------------------------------------------------
 
 
@@ -350,154 +342,178 @@ def correlation_backward_reference(
 
 
 # --------------------------------------------------------------------------------------------
-# resample2d
+# custom ops
 # --------------------------------------------------------------------------------------------
 
 
-def check_resample2d_inputs(image: Tensor, flow: Tensor) -> None:
-    """Raise ``ValueError`` unless image is B×C×H×W and flow B×2×H×W of the same dtype/device."""
-    _check_4d_float("image", image)
-    _check_4d_float("flow", flow)
-    b, _, h, w = image.shape
-    if tuple(flow.shape) != (b, 2, h, w):
-        raise ValueError(
-            f"resample2d: flow must be B×2×H×W = {(b, 2, h, w)} for image {tuple(image.shape)}, "
-            f"got {tuple(flow.shape)}"
+def _correlation_kernel_covers(
+    dtype: torch.dtype, kernel_size: int, max_displacement: int, stride1: int, stride2: int
+) -> bool:
+    """Whether the compiled correlation kernel takes this setting (all FlowNet ones do)."""
+    reach = max_displacement // stride2 * stride2
+    return (
+        dtype in _KERNEL_DTYPES
+        and kernel_size == 1
+        and reach <= _CORR_MAX_REACH
+        and stride1 <= _CORR_MAX_STRIDE1
+    )
+
+
+@torch.library.custom_op("tcvc::correlation", mutates_args=())
+def _correlation(
+    input1: Tensor,
+    input2: Tensor,
+    pad_size: int,
+    kernel_size: int,
+    max_displacement: int,
+    stride1: int,
+    stride2: int,
+) -> Tensor:
+    return correlation_reference(
+        input1,
+        input2,
+        pad_size=pad_size,
+        kernel_size=kernel_size,
+        max_displacement=max_displacement,
+        stride1=stride1,
+        stride2=stride2,
+    )
+
+
+@torch.library.custom_op("tcvc::correlation_backward", mutates_args=())
+def _correlation_backward(
+    grad_output: Tensor,
+    input1: Tensor,
+    input2: Tensor,
+    pad_size: int,
+    kernel_size: int,
+    max_displacement: int,
+    stride1: int,
+    stride2: int,
+) -> tuple[Tensor, Tensor]:
+    return correlation_backward_reference(
+        grad_output,
+        input1,
+        input2,
+        pad_size=pad_size,
+        kernel_size=kernel_size,
+        max_displacement=max_displacement,
+        stride1=stride1,
+        stride2=stride2,
+    )
+
+
+@_correlation.register_fake
+def _(input1, input2, pad_size, kernel_size, max_displacement, stride1, stride2):
+    shape = correlation_output_shape(
+        input1.shape,
+        pad_size=pad_size,
+        kernel_size=kernel_size,
+        max_displacement=max_displacement,
+        stride1=stride1,
+        stride2=stride2,
+    )
+    return input1.new_empty(shape)
+
+
+@_correlation_backward.register_fake
+def _(grad_output, input1, input2, pad_size, kernel_size, max_displacement, stride1, stride2):
+    return torch.empty_like(input1), torch.empty_like(input2)
+
+
+@_correlation.register_kernel("cuda")
+def _(input1, input2, pad_size, kernel_size, max_displacement, stride1, stride2):
+    kernels = _cuda_ops()
+    if kernels is None or not _correlation_kernel_covers(
+        input1.dtype, kernel_size, max_displacement, stride1, stride2
+    ):
+        return correlation_reference(
+            input1,
+            input2,
+            pad_size=pad_size,
+            kernel_size=kernel_size,
+            max_displacement=max_displacement,
+            stride1=stride1,
+            stride2=stride2,
         )
-    if image.dtype != flow.dtype or image.device != flow.device:
-        raise ValueError(
-            f"resample2d: image and flow must share dtype and device, got "
-            f"{image.dtype}/{image.device} and {flow.dtype}/{flow.device}"
+    return kernels.correlation_forward(
+        input1.contiguous(), input2.contiguous(), pad_size, max_displacement, stride1, stride2
+    )
+
+
+@_correlation_backward.register_kernel("cuda")
+def _(grad_output, input1, input2, pad_size, kernel_size, max_displacement, stride1, stride2):
+    kernels = _cuda_ops()
+    if kernels is None or not _correlation_kernel_covers(
+        input1.dtype, kernel_size, max_displacement, stride1, stride2
+    ):
+        return correlation_backward_reference(
+            grad_output,
+            input1,
+            input2,
+            pad_size=pad_size,
+            kernel_size=kernel_size,
+            max_displacement=max_displacement,
+            stride1=stride1,
+            stride2=stride2,
         )
+    grad1, grad2 = kernels.correlation_backward(
+        grad_output.contiguous(),
+        input1.contiguous(),
+        input2.contiguous(),
+        pad_size,
+        max_displacement,
+        stride1,
+        stride2,
+    )
+    return grad1, grad2
 
 
-def _bilinear_corners(flow: Tensor, height: int, width: int):
-    """Corner indices (flat, B×1×HW) and fractional weights (B×1×HW) of the sample points.
-
-    As NVIDIA's kernel: ``xL = clamp(floor(x+u))``, ``xR = clamp(floor(x+u) + 1)``, weights from
-    ``alpha = (x+u) - floor(x+u)``; clamping both corners gives the border behaviour.
-    """
-    b = flow.shape[0]
-    ys = torch.arange(height, device=flow.device, dtype=flow.dtype).view(1, height, 1)
-    xs = torch.arange(width, device=flow.device, dtype=flow.dtype).view(1, 1, width)
-    xf = xs + flow[:, 0]
-    yf = ys + flow[:, 1]
-    x_floor = torch.floor(xf)
-    y_floor = torch.floor(yf)
-    alpha = (xf - x_floor).reshape(b, 1, -1)
-    beta = (yf - y_floor).reshape(b, 1, -1)
-    x_left = x_floor.clamp(0, width - 1).long()
-    x_right = (x_floor + 1).clamp(0, width - 1).long()
-    y_top = y_floor.clamp(0, height - 1).long()
-    y_bottom = (y_floor + 1).clamp(0, height - 1).long()
-    corners = {
-        "tl": (y_top * width + x_left).reshape(b, 1, -1),
-        "tr": (y_top * width + x_right).reshape(b, 1, -1),
-        "bl": (y_bottom * width + x_left).reshape(b, 1, -1),
-        "br": (y_bottom * width + x_right).reshape(b, 1, -1),
-    }
-    return corners, alpha, beta
+def _correlation_setup(ctx, inputs, output) -> None:
+    ctx.save_for_backward(inputs[0], inputs[1])
+    ctx.params = inputs[2:]
 
 
-def resample2d_reference(image: Tensor, flow: Tensor) -> Tensor:
-    """Warp an image by a pixel flow (FlowNet2's Resample2d, bilinear, border clamp).
+def _correlation_grad(ctx, grad_output):
+    input1, input2 = ctx.saved_tensors
+    grad1, grad2 = _correlation_backward(grad_output, input1, input2, *ctx.params)
+    return grad1, grad2, None, None, None, None, None
+
+
+_correlation.register_autograd(_correlation_grad, setup_context=_correlation_setup)
+
+
+def correlation(
+    input1: Tensor,
+    input2: Tensor,
+    *,
+    pad_size: int = 20,
+    kernel_size: int = 1,
+    max_displacement: int = 20,
+    stride1: int = 1,
+    stride2: int = 2,
+) -> Tensor:
+    """FlowNet correlation (cost volume) of two feature maps — op ``tcvc::correlation``.
 
     Args:
-        image: B×C×H×W, any real values.
-        flow: B×2×H×W in pixels; channel 0 is the horizontal (u), 1 the vertical (v) offset.
+        input1, input2: B×C×H×W feature maps (same shape, dtype and device), any real values.
+        pad_size, kernel_size, max_displacement, stride1, stride2: as NVIDIA's ``Correlation``;
+            the defaults are FlowNetC's.
 
     Returns:
-        B×C×H×W, ``out[n, c, y, x] = image[n, c]`` sampled bilinearly at ``(x + u, y + v)`` with
-        coordinates clamped to the image — the same values as ``grid_sample(..., "bilinear",
-        padding_mode="border", align_corners=True)``.
+        B×D²×H_out×W_out in the input dtype, ``D = 2·(max_displacement // stride2) + 1``. For the
+        defaults: B×441×H×W, channel k ↔ displacement ``dy = 2·(k // 21 - 10)``,
+        ``dx = 2·(k % 21 - 10)``, ``out = mean_c f1[c, y, x] · f2[c, y + dy, x + dx]``, zero
+        where ``(y + dy, x + dx)`` leaves the map. Other settings follow ``correlation_cuda.cc``
+        (see ``correlation_reference``). Raises ``ValueError`` for mismatched inputs or a setting
+        without an output.
     """
-    check_resample2d_inputs(image, flow)
-    dtype = _compute_dtype(image.dtype)
-    b, c, h, w = image.shape
-    img = image.to(dtype).reshape(b, c, h * w)
-    corners, alpha, beta = _bilinear_corners(flow.to(dtype), h, w)
-
-    def at(name: str) -> Tensor:
-        return torch.gather(img, 2, corners[name].expand(b, c, h * w))
-
-    out = (
-        (1 - alpha) * (1 - beta) * at("tl")
-        + alpha * (1 - beta) * at("tr")
-        + (1 - alpha) * beta * at("bl")
-        + alpha * beta * at("br")
-    )
-    return out.reshape(b, c, h, w).to(image.dtype)
-
-
-def resample2d_backward_reference(
-    grad_output: Tensor, image: Tensor, flow: Tensor
-) -> tuple[Tensor, Tensor]:
-    """Gradients of ``resample2d_reference`` w.r.t. image (B×C×H×W) and flow (B×2×H×W).
-
-    As NVIDIA's backward: the image gradient scatters ``grad · weight`` to the four clamped
-    corners; the flow gradient is the derivative of the bilinear weights (zero where both
-    corners clamp to the same pixel, i.e. outside the image).
-    """
-    check_resample2d_inputs(image, flow)
-    if grad_output.shape != image.shape:
-        raise ValueError(
-            f"resample2d grad_output must be {tuple(image.shape)}, got {tuple(grad_output.shape)}"
-        )
-    dtype = _compute_dtype(image.dtype)
-    b, c, h, w = image.shape
-    img = image.to(dtype).reshape(b, c, h * w)
-    grad = grad_output.to(dtype).reshape(b, c, h * w)
-    corners, alpha, beta = _bilinear_corners(flow.to(dtype), h, w)
-    weights = {
-        "tl": (1 - alpha) * (1 - beta),
-        "tr": alpha * (1 - beta),
-        "bl": (1 - alpha) * beta,
-        "br": alpha * beta,
+    params = {
+        "pad_size": pad_size,
+        "kernel_size": kernel_size,
+        "max_displacement": max_displacement,
+        "stride1": stride1,
+        "stride2": stride2,
     }
-    grad_image = torch.zeros_like(img)
-    values = {}
-    for name, index in corners.items():
-        index = index.expand(b, c, h * w)
-        grad_image.scatter_add_(2, index, grad * weights[name])
-        values[name] = torch.gather(img, 2, index)
-    d_alpha = (1 - beta) * (values["tr"] - values["tl"]) + beta * (values["br"] - values["bl"])
-    d_beta = (1 - alpha) * (values["bl"] - values["tl"]) + alpha * (values["br"] - values["tr"])
-    grad_flow = torch.cat(
-        [(grad * d_alpha).sum(1, keepdim=True), (grad * d_beta).sum(1, keepdim=True)], dim=1
-    )
-    return (
-        grad_image.reshape(b, c, h, w).to(image.dtype),
-        grad_flow.reshape(b, 2, h, w).to(flow.dtype),
-    )
-
-
-# --------------------------------------------------------------------------------------------
-# channel_norm
-# --------------------------------------------------------------------------------------------
-
-
-def channel_norm_reference(x: Tensor) -> Tensor:
-    """L2 norm over channels: B×C×H×W (any real values) -> B×1×H×W (≥ 0), input dtype.
-
-    (Autograd through this function is NaN where x = 0; the op uses
-    ``channel_norm_backward_reference``, which is 0 there.)
-    """
-    _check_4d_float("x", x)
-    xc = x.to(_compute_dtype(x.dtype))
-    # Not linalg.vector_norm: a plain sum of squares is ~50× faster over a short channel axis.
-    return (xc * xc).sum(1, keepdim=True).sqrt().to(x.dtype)
-
-
-def channel_norm_backward_reference(grad_output: Tensor, x: Tensor, norm: Tensor) -> Tensor:
-    """Gradient of ``channel_norm`` w.r.t. x: ``grad · x / (norm + 1e-9)`` (B×C×H×W).
-
-    ``grad_output`` and ``norm`` are B×1×H×W. The 1e-9 is NVIDIA's: the gradient is 0 at x = 0.
-    """
-    _check_4d_float("x", x)
-    b, _, h, w = x.shape
-    for name, t in (("grad_output", grad_output), ("norm", norm)):
-        if tuple(t.shape) != (b, 1, h, w):
-            raise ValueError(f"channel_norm {name} must be {(b, 1, h, w)}, got {tuple(t.shape)}")
-    dtype = _compute_dtype(x.dtype)
-    grad = grad_output.to(dtype) * x.to(dtype) / (norm.to(dtype) + CHANNEL_NORM_EPS)
-    return grad.to(x.dtype)
+    check_correlation_inputs(input1, input2, **params)
+    return _correlation(input1, input2, pad_size, kernel_size, max_displacement, stride1, stride2)
