@@ -7,7 +7,7 @@ training step (forward, SRL, backward of the head) runs with the cached flows an
 alternation. Printed: seconds a step, FlowNet2 pairs a step, the speed-up, and the SRL each way
 (the cache's flows come from full frames, so near crop borders they differ from the crop's).
 
-    python scripts/bench_flow_cache.py [--crop 128 --interval 4 --steps 6] [--flownet2 F --idc F]
+    python scripts/bench_flow_cache.py [--crop 128 --interval 4 --steps 6] [--flownet F --idc F]
 
 Without the original weights the backbones are random: the speed figures hold, the SRL
 difference only shows the size of the approximation for random flows.
@@ -68,15 +68,15 @@ def main() -> None:
     parser.add_argument("--crop", type=int, default=128)
     parser.add_argument("--interval", type=int, default=4)
     parser.add_argument("--steps", type=int, default=6)
-    parser.add_argument("--flownet2", type=Path)
-    parser.add_argument("--idc", type=Path)
+    parser.add_argument("--flownet", type=Path, help="FlowNet2_checkpoint.pth.tar")
+    parser.add_argument("--idc", type=Path, help="siggraph17-df00044c.pth")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--out", type=Path, default=Path("bench_flow_cache.json"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
     sample = prepare_sample_data(args.data)
-    net = TCVCNet.from_pretrained(flownet2=args.flownet2, idc=args.idc)
+    net = TCVCNet.from_pretrained(flownet=args.flownet, idc=args.idc)
     module = TCVCModule(net=net)
     module.train()
     with tempfile.TemporaryDirectory() as tmp:
@@ -129,8 +129,8 @@ def main() -> None:
     print(f"cache build: {build_seconds:.1f} s for {cached_frames} frames (once per video)")
     result = {
         "settings": vars(args) | {"data": str(args.data), "out": str(args.out),
-                                  "flownet2": str(args.flownet2), "idc": str(args.idc)},
-        "random_backbones": args.flownet2 is None or args.idc is None,
+                                  "flownet": str(args.flownet), "idc": str(args.idc)},
+        "random_backbones": args.flownet is None or args.idc is None,
         "rows": table,
         "srl_relative_change_mean": statistics.mean(srl_change),
         "cache_build_s": build_seconds,

@@ -1,8 +1,11 @@
 """Summarise a Hydra sweep: the swept settings and final metrics of every run, as a table and a plot.
 
 Every run folder of a sweep (``logs/<task>/multiruns/<time>/<n>/``) holds ``config.yaml`` (the
-resolved config) and ``metrics.json`` (the final logged metrics), both written by ``train.py``.
-The settings that differ between runs are the sweep's axes.
+resolved config) and ``metrics.json`` (the final logged metrics), both written by ``train.py``,
+and ``.hydra/overrides.yaml`` (the run's command-line overrides, with the values the sweeper
+chose). The sweep's axes are the overridden options whose values differ between runs; an option
+that differs because it names each run's own folder (``trainer.default_root_dir``, the paths) is
+no axis. Without ``.hydra/overrides.yaml`` every option of ``config.yaml`` is a candidate.
 
     python scripts/sweep_report.py logs/idc_srl/multiruns/2026-11-25_10-00-00
     python scripts/sweep_report.py SWEEP --metric val/cdc --out report.png
@@ -36,14 +39,36 @@ def flatten(tree: dict, prefix: str = "") -> dict[str, object]:
     return flat
 
 
+def read_overrides(run_dir: Path) -> dict[str, str] | None:
+    """{option: value} of a run's ``.hydra/overrides.yaml`` (``a.b=1``, ``+a.b=1``, ``group=x``);
+    None when the run has none."""
+    path = run_dir / ".hydra" / "overrides.yaml"
+    if not path.is_file():
+        return None
+    overrides = {}
+    for override in yaml.safe_load(path.read_text()) or []:
+        if "=" in override and not override.startswith("~"):
+            key, value = override.split("=", 1)
+            overrides[key.lstrip("+")] = value
+    return overrides
+
+
 def read_runs(sweep: Path) -> list[dict]:
-    """Each run folder with a config.yaml: {"run", "config" (flat), "metrics"}."""
+    """Each run folder with a config.yaml: {"run", "folder", "config" (flat), "overrides" (None
+    without .hydra/overrides.yaml), "metrics"}."""
     runs = []
     for config_path in sorted(sweep.glob("*/config.yaml"), key=lambda p: _run_key(p.parent.name)):
-        metrics_path = config_path.parent / "metrics.json"
+        folder = config_path.parent
+        metrics_path = folder / "metrics.json"
         metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
         config = flatten(yaml.safe_load(config_path.read_text()) or {})
-        runs.append({"run": config_path.parent.name, "config": config, "metrics": metrics})
+        overrides = read_overrides(folder)
+        for key, value in (overrides or {}).items():  # a config group's choice (data=folder)
+            config.setdefault(key, value)
+        runs.append(
+            {"run": folder.name, "folder": folder, "config": config, "overrides": overrides,
+             "metrics": metrics}
+        )  # fmt: skip
     return runs
 
 
@@ -54,14 +79,31 @@ def _run_key(name: str) -> tuple[int, str]:
 SKIPPED = ("paths.", "hydra.", "callbacks.", "logger.")
 
 
+def _names_its_run(value: object, folder: Path) -> bool:
+    """True for a value that is (or holds) the path of its own run folder (``default_root_dir``,
+    ``paths.output_dir``, a checkpoint folder): it differs between runs without being swept."""
+    if isinstance(value, list):
+        return any(_names_its_run(item, folder) for item in value)
+    if not isinstance(value, str) or not value:
+        return False
+    path = Path(value)
+    return path == folder or folder.resolve() in (path.resolve(), *path.resolve().parents)
+
+
 def swept_settings(runs: list[dict]) -> list[str]:
-    """The config keys whose values differ between runs (paths and loggers aside)."""
-    keys = sorted({k for run in runs for k in run["config"]})
+    """The sweep's axes: the overridden options (every option, for runs without overrides) whose
+    values differ between runs, leaving out paths, loggers, callbacks and any option whose value
+    names its own run folder."""
+    if all(run["overrides"] is not None for run in runs):
+        keys = sorted({k for run in runs for k in run["overrides"]})
+    else:
+        keys = sorted({k for run in runs for k in run["config"]})
     return [
         key
         for key in keys
         if not key.startswith(SKIPPED)
         and len({json.dumps(run["config"].get(key), sort_keys=True) for run in runs}) > 1
+        and not any(_names_its_run(run["config"].get(key), run["folder"]) for run in runs)
     ]
 
 

@@ -9,6 +9,7 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 from tcvc.data import TCVCDataModule
+from tcvc.tasks.train import build_datamodule
 
 CONF = str(Path(__file__).resolve().parents[1] / "conf")
 
@@ -24,7 +25,9 @@ def test_configs_compose(name):
 
 def test_colorize_config_requires_its_inputs():
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):
-        cfg = compose(config_name="colorize", overrides=["input=a.mp4", "output=b.mp4", "ckpt=w.pth"])
+        cfg = compose(
+            config_name="colorize", overrides=["input=a.mp4", "output=b.mp4", "ckpt=w.pth"]
+        )
     assert (cfg.input, cfg.output, cfg.ckpt, cfg.overwrite) == ("a.mp4", "b.mp4", "w.pth", False)
 
 
@@ -61,11 +64,14 @@ def test_data_config_builds_the_datamodule(sample_dir):
         cfg = compose(
             config_name="train",
             overrides=[
-                f"paths.data_dir={sample_dir.parent}", "data.interval=2", "data.crop_size=64",
+                f"paths.data_dir={sample_dir.parent}",
+                "data.interval=2",
+                "data.crop_size=64",
                 "data.batch_size=1",
             ],
         )
-    datamodule = instantiate(cfg.data)
+    assert cfg.data.test_roots == cfg.data.val_roots  # eval.py's; the DataModule does not take it
+    datamodule = build_datamodule(cfg.data)
     assert isinstance(datamodule, TCVCDataModule)
     datamodule.prepare_data()
     datamodule.setup("fit")

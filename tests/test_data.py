@@ -15,7 +15,7 @@ from PIL import Image
 from tcvc.color import lab_normalized_to_rgb
 from tcvc.data import ClipDataset, DataError, TCVCDataModule, find_videos
 from tcvc.data.augment import center_crop, random_crop_and_flip
-from tcvc.data.clips import read_frame
+from tcvc.data.frames import read_frame
 from tcvc.data.sample import SAMPLE_VIDEOS
 
 
@@ -60,8 +60,9 @@ def test_random_start_covers_the_video(sample_dir):
 
 
 def test_validation_clips_are_fixed_and_lab_round_trips(sample_dir):
-    dataset = ClipDataset([sample_dir / "val"], interval=4, crop_size=256, train=False,
-                          clips_per_video=2)
+    dataset = ClipDataset(
+        [sample_dir / "val"], interval=4, crop_size=256, train=False, clips_per_video=2
+    )
     assert len(dataset) == 6
     first, again = dataset[1], dataset[1]
     assert torch.equal(first["L"], again["L"]) and first["start"] == again["start"] == 24
@@ -195,7 +196,7 @@ def test_corrupt_frame_is_named(tmp_path):
 def test_a_worker_error_is_reported_as_one_line(tmp_path, capsys):
     """In a DataLoader worker (data.num_workers > 0) the error comes back wrapped with the
     worker's traceback; the entry points still print only the message."""
-    from tcvc.tasks.common import report_user_errors
+    from tcvc.tasks.errors import report_user_errors
 
     root = _make_root(tmp_path / "root", {"v": 4})
     (root / "v" / "frame2.png").write_bytes(b"not a png")
@@ -221,8 +222,12 @@ def test_crop_larger_than_frames_is_named(tmp_path):
 
 def test_datamodule_batches(sample_dir):
     datamodule = TCVCDataModule(
-        roots=[str(sample_dir / "train")], val_roots=[str(sample_dir / "val")],
-        interval=3, crop_size=64, batch_size=2, sample_dir=str(sample_dir),
+        roots=[str(sample_dir / "train")],
+        val_roots=[str(sample_dir / "val")],
+        interval=3,
+        crop_size=64,
+        batch_size=2,
+        sample_dir=str(sample_dir),
     )
     datamodule.prepare_data()  # already built: a no-op
     datamodule.setup("fit")

@@ -13,7 +13,7 @@ from PIL import Image
 
 from ops import resample2d
 from tcvc.data.augment import Augmentation
-from tcvc.data.clips import ClipDataset, read_frame, video_location
+from tcvc.data.clips import ClipDataset, video_location
 from tcvc.data.flow_cache import (
     build_flow_cache,
     cache_dir_of,
@@ -23,6 +23,7 @@ from tcvc.data.flow_cache import (
     video_flows,
     weights_fingerprint,
 )
+from tcvc.data.frames import read_frame
 
 
 def smooth_flow(height: int, width: int, seed: int) -> torch.Tensor:
@@ -148,6 +149,24 @@ def test_cache_holds_the_full_frame_flows_and_clips_read_them(small_root):
     augmentation = random_augmentation(96, 96, 64)
     expected = augmentation.apply_to_flow(read_clip_flows(folder, start, pairs))
     assert sample["start"] == start and torch.equal(sample["flows"], expected)
+
+
+def test_a_relative_root_caches_beside_its_folder(small_root, monkeypatch):
+    """`data.roots=[.]` (training from inside the root): the cache is `<root>.flows` beside the
+    root's folder (bug: `Path(".").with_name` raised ValueError)."""
+    monkeypatch.chdir(small_root)
+    dataset = ClipDataset(["."], interval=2, crop_size=64, train=True, flow_offsets=(1, -1, -2))
+    videos = [(*video_location(v), v.frames) for v in dataset.videos]
+    assert build_flow_cache(videos, fake_flow, offsets=(1, -1, -2)) == 2
+    folder = small_root.parent.resolve() / "train.flows" / "a"
+    assert cache_dir_of(".", "a") == folder
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "offset_+1.npy", "offset_-1.npy", "offset_-2.npy"
+    ]  # fmt: skip
+    assert [v.name for v in dataset.videos] == ["train/a", "train/b"]
+    assert dataset[0]["flows"].shape == (8, 2, 64, 64)  # read back from the cache
+    monkeypatch.chdir(small_root.parent)
+    assert cache_dir_of("train", "a") == folder  # a relative root below the working folder
 
 
 def test_video_flows_pads_to_multiples_of_64():

@@ -1,7 +1,8 @@
 """Training end to end: the real configs composed with Hydra, run on the sample data.
 
-Backbones come from generated files (``backbone_files``), so checkpoints hold only the head, as in
-a real run with the original weights; one test runs with random backbones and the W&B logger.
+Backbones come from generated files (the ``backbone_weights`` fixture), so checkpoints hold only
+the head, as in a real run with the original weights; one test runs with random backbones and the
+W&B logger.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ SMALL = ["data.interval=2", "data.crop_size=64", "data.batch_size=1", "data.clip
 
 
 @pytest.fixture(scope="session")
-def backbone_files(tmp_path_factory) -> dict[str, Path]:
+def backbone_weights(tmp_path_factory) -> dict[str, Path]:
     """Generated FlowNet2 (NVIDIA's file layout) and IDC weight files."""
     folder = tmp_path_factory.mktemp("backbones")
     torch.manual_seed(0)
@@ -49,7 +50,7 @@ def data_overrides(sample_dir: Path) -> list[str]:
 
 
 def weights_overrides(files: dict[str, Path]) -> list[str]:
-    return [f"model.flownet2_weights={files['flownet']}", f"model.idc_weights={files['idc']}"]
+    return [f"model.flownet_weights={files['flownet']}", f"model.idc_weights={files['idc']}"]
 
 
 def compose_train(overrides: list[str]):
@@ -64,17 +65,18 @@ def run_script(args: list[str], *, timeout: int = 600) -> subprocess.CompletedPr
         [sys.executable, "train.py", *args],
         cwd=ROOT,
         env=env,
+        check=False,
         capture_output=True,
         text=True,
         timeout=timeout,
     )
 
 
-def test_fast_dev_run_of_the_sample_experiment(sample_dir, backbone_files, tmp_path):
+def test_fast_dev_run_of_the_sample_experiment(sample_dir, backbone_weights, tmp_path):
     cfg = compose_train(
         ["experiment=idc_srl_sample", "debug=fdr", "logger=csv", f"paths.output_dir={tmp_path}"]
         + data_overrides(sample_dir)
-        + weights_overrides(backbone_files)
+        + weights_overrides(backbone_weights)
     )
     assert (cfg.data.interval, cfg.data.crop_size, cfg.trainer.fast_dev_run) == (4, 128, 1)
     metrics = train(cfg)
@@ -84,8 +86,8 @@ def test_fast_dev_run_of_the_sample_experiment(sample_dir, backbone_files, tmp_p
     assert saved["data"]["interval"] == 4 and saved["model"]["idc_weights"].endswith(".pth")
 
 
-def test_short_run_writes_checkpoint_samples_and_wandb(sample_dir, tmp_path, capsys):
-    """Random backbones (a loud warning), the W&B logger offline, the final sample clip."""
+def test_short_run_writes_checkpoint_samples_and_wandb(sample_dir, tmp_path, capsys, caplog):
+    """Random backbones (a loud warning, once), the W&B logger offline, the final sample clip."""
     cfg = compose_train(
         [
             "experiment=idc_srl_sample",
@@ -98,9 +100,12 @@ def test_short_run_writes_checkpoint_samples_and_wandb(sample_dir, tmp_path, cap
         + SMALL
         + data_overrides(sample_dir)
     )
-    with pytest.warns(UserWarning, match="RANDOM"):
+    with pytest.warns(UserWarning, match="RANDOM") as warned:
         train(cfg)
     printed = capsys.readouterr().out
+    # once: build_tcvc_net's warning, not also a log line of train (bug: it was said twice)
+    assert len([w for w in warned if "RANDOM" in str(w.message)]) == 1
+    assert not [r for r in caplog.records if "RANDOM" in r.getMessage()]
     last = tmp_path / "checkpoints" / "last.ckpt"
     for path in (last, tmp_path / "samples" / "final.mp4", tmp_path / "samples" / "final.png"):
         assert path.is_file() and str(path) in printed
@@ -109,42 +114,185 @@ def test_short_run_writes_checkpoint_samples_and_wandb(sample_dir, tmp_path, cap
     checkpoint = torch.load(last, weights_only=True, map_location="cpu")
     assert checkpoint["global_step"] == 2
     assert checkpoint["hyper_parameters"]["config"]["data"]["crop_size"] == 64
-    assert checkpoint["tcvc_backbones"] == {}  # random backbones are kept in the file
+    assert checkpoint["backbone_sources"] == {}  # random backbones are kept in the file
     net = TCVCNet.from_pretrained(last)  # colorize.py / eval.py load it like this
     trained = {k.removeprefix("net."): v for k, v in checkpoint["state_dict"].items()}
     assert all(torch.equal(v, trained[k]) for k, v in net.state_dict().items())
 
 
-def test_head_only_checkpoint_and_its_backbones(sample_dir, backbone_files, tmp_path):
+def test_write_sample_writes_the_strip_and_the_clip(tmp_path):
+    """One function writes a colorized clip's strip and video: the validation samples and the
+    final sample of a run."""
+    import numpy as np
+    from PIL import Image
+
+    from tcvc.callbacks import clip_strip, write_sample
+    from tcvc.io import read_frames
+
+    torch.manual_seed(0)
+    L = torch.rand(10, 1, 64, 96) - 0.5
+    ab, target = torch.rand(2, 10, 2, 64, 96) * 0.4 - 0.2
+    strip, clip = write_sample(tmp_path / "samples", "final", L, ab, target, fps=5, strip_frames=4)
+    assert (strip, clip) == (tmp_path / "samples" / "final.png", tmp_path / "samples" / "final.mp4")
+    shown = [0, 3, 6, 9]  # four frames evenly spaced, first and last included
+    expected = clip_strip(L[shown], ab[shown], target[shown])
+    assert expected.shape == (4 * 64, 3 * 96, 3)
+    assert np.array_equal(np.asarray(Image.open(strip)), expected)  # PNG: lossless
+    assert read_frames(clip).shape == (10, 64, 96, 3)  # every frame in the clip
+
+    strip, _ = write_sample(tmp_path, "step_000012", L[:3], ab[:3], fps=5)
+    assert np.asarray(Image.open(strip)).shape == (3 * 64, 2 * 96, 3)  # no ground truth column
+
+
+def test_the_paper_run_without_data_or_gpu_stops_before_building(
+    sample_dir, tmp_path, capsys, monkeypatch
+):
+    """`python train.py experiment=idc_srl` on a machine without the data or a GPU: one line
+    naming the option to set, before any network, data module or trainer is built (bug: it built
+    the network, then ended in a wrapped MisconfigurationException)."""
+    from tcvc.tasks.errors import report_user_errors
+
+    def built(*args, **kwargs):
+        raise AssertionError("something was built before the checks")
+
+    monkeypatch.setattr("tcvc.tasks.train.instantiate", built)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    run = tmp_path / "run"
+
+    def stops(overrides: list[str]) -> str:
+        cfg = compose_train(["experiment=idc_srl", f"paths.output_dir={run}", *overrides])
+        with pytest.raises(SystemExit) as stopped:
+            report_user_errors(train)(cfg)
+        assert stopped.value.code == 1
+        captured = capsys.readouterr()
+        assert captured.out == "" and captured.err.count("\n") == 1
+        return captured.err
+
+    error = stops([f"paths.data_dir={tmp_path / 'no_data'}"])
+    missing = tmp_path / "no_data" / "DAVIS_videvo" / "DAVIS_train"
+    assert error.startswith(f"error: data root {missing} does not exist: set data.roots=[")
+    error = stops([f"data.roots=[{sample_dir / 'train'}]", "data.val_roots=[/nowhere/val]"])
+    assert error.startswith("error: data root /nowhere/val does not exist: set data.val_roots=[")
+    error = stops(data_overrides(sample_dir))
+    assert error == (
+        "error: trainer.accelerator=gpu, but this machine has no CUDA GPU: train on the CPU with "
+        "trainer=cpu (slow), or run on a machine with a GPU\n"
+    )
+    error = stops([*data_overrides(sample_dir), "data.crop_size=100"])
+    assert "data.crop_size=100 is not a multiple of 64" in error
+    error = stops([*data_overrides(sample_dir), "trainer=cpu", "resume=/nowhere/last.ckpt"])
+    assert "resume=/nowhere/last.ckpt: no such checkpoint" in error
+    assert not run.exists()
+
+
+def test_the_old_resume_option_is_refused_in_a_config(sample_dir, tmp_path):
+    """`ckpt_path` is now `resume`; an experiment file that still sets it gets one line."""
+    from tcvc.errors import UserError
+
+    cfg = compose_train(["+ckpt_path=last", f"paths.output_dir={tmp_path}"])
+    with pytest.raises(UserError, match=r"^train: ckpt_path is now resume$"):
+        train(cfg)
+    assert compose_train(["resume=last"]).resume == "last"
+
+
+def test_the_progress_bar_counts_steps_and_shows_small_losses():
+    """Bug: the bar said `Epoch 1/-2` (max_epochs=-1) and `train/loss: 0.000` for an SRL of 3e-4."""
+    from types import SimpleNamespace
+
+    from tcvc.callbacks import StepProgressBar
+
+    bar = StepProgressBar()
+    trainer = SimpleNamespace(
+        global_step=3,
+        max_steps=24,
+        current_epoch=1,
+        loggers=[],
+        progress_bar_metrics={
+            "train/loss": torch.tensor(3e-4),
+            "train/clips_per_s": 0.0833,
+            "val/psnr": torch.tensor(27.25),
+            "train/lr": 5e-5,
+        },
+    )
+    assert bar.step_description(trainer) == "step 3/24"
+    assert bar.get_metrics(trainer, None) == {
+        "train/loss": "3.00e-04",
+        "train/clips_per_s": "0.0833",
+        "val/psnr": "27.2",
+        "train/lr": "5.00e-05",
+    }
+    trainer.max_steps = -1  # a run bounded by epochs
+    assert bar.step_description(trainer) == "epoch 1"
+
+
+def test_the_progress_bar_of_a_run_spans_its_epochs(tmp_path, capsys):
+    """A real Trainer, 5 steps over 3 epochs of 2 batches: one bar, `step 5/5` at the end."""
+    import pytorch_lightning as pl
+    from pytorch_lightning.demos.boring_classes import BoringModel
+
+    from tcvc.callbacks import StepProgressBar
+
+    class Small(BoringModel):
+        def training_step(self, batch, batch_idx):
+            self.log("train/loss", torch.tensor(3e-4), prog_bar=True)
+            return super().training_step(batch, batch_idx)
+
+    bar = StepProgressBar()
+    trainer = pl.Trainer(
+        max_steps=5,
+        max_epochs=-1,
+        limit_train_batches=2,
+        limit_val_batches=0,
+        callbacks=[bar],
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(Small())
+    assert trainer.current_epoch == 3 and trainer.global_step == 5
+    shown = bar.train_progress_bar
+    assert (shown.n, shown.total) == (5, 5)
+    assert str(shown).startswith("step 5/5: 100%") and "train/loss=3.00e-04" in str(shown)
+    printed = capsys.readouterr().out
+    assert "step 1/5" in printed and "Epoch" not in printed
+
+
+def test_head_only_checkpoint_and_its_backbones(sample_dir, backbone_weights, tmp_path):
     cfg = compose_train(
         ["logger=csv", f"paths.output_dir={tmp_path}", "trainer.max_steps=1", "final_sample=null"]
         + SMALL
         + data_overrides(sample_dir)
-        + weights_overrides(backbone_files)
+        + weights_overrides(backbone_weights)
     )
     train(cfg)
     last = tmp_path / "checkpoints" / "last.ckpt"
     assert last.stat().st_size < 50e6  # the head (1.7 M parameters) and Adam, not 800 MB
     checkpoint = torch.load(last, weights_only=True, map_location="cpu")
     assert not any(k.startswith(("net.flownet.", "net.idc.")) for k in checkpoint["state_dict"])
-    recorded = checkpoint["tcvc_backbones"]
-    assert recorded == {k: str(v) for k, v in backbone_files.items()}
+    recorded = checkpoint["backbone_sources"]
+    assert recorded == {k: str(v) for k, v in backbone_weights.items()}
     net = TCVCNet.from_pretrained(last)  # backbones from the recorded paths
-    idc = torch.load(backbone_files["idc"], weights_only=True)
+    idc = torch.load(backbone_weights["idc"], weights_only=True)
     assert all(torch.equal(v, idc[k]) for k, v in net.idc.state_dict().items())
     assert torch.equal(
         net.head.refine.conv3.weight, checkpoint["state_dict"]["net.head.refine.conv3.weight"]
     )
     moved = tmp_path / "elsewhere.ckpt"
-    checkpoint["tcvc_backbones"] = {"flownet": "/nowhere/FlowNet2.pth.tar", "idc": recorded["idc"]}
+    checkpoint["backbone_sources"] = {
+        "flownet": "/nowhere/FlowNet2.pth.tar",
+        "idc": recorded["idc"],
+    }
     torch.save(checkpoint, moved)
-    with pytest.raises(ValueError, match=r"only the trained head.*model\.flownet2_weights="):
+    with pytest.raises(ValueError, match=r"only the trained head.*model\.flownet_weights="):
         TCVCNet.from_pretrained(moved)
-    assert TCVCNet.from_pretrained(moved, flownet2=backbone_files["flownet"]) is not None
+    assert TCVCNet.from_pretrained(moved, flownet=backbone_weights["flownet"]) is not None
 
 
 def test_fine_tuning_from_released_or_project_weights_keeps_loadable_checkpoints(
-    sample_dir, backbone_files, original_checkpoint, tmp_path
+    sample_dir, backbone_weights, original_checkpoint, tmp_path
 ):
     """`model.tcvc_weights=80000_G.pth`, then `model.tcvc_weights=<that run's head-only .ckpt>`:
     each run's checkpoint records where its backbones came from and loads back with them."""
@@ -162,30 +310,34 @@ def test_fine_tuning_from_released_or_project_weights_keeps_loadable_checkpoints
 
     first = fine_tune(original_checkpoint, tmp_path / "first")
     checkpoint = torch.load(first, weights_only=True, map_location="cpu")
-    assert checkpoint["tcvc_backbones"] == dict.fromkeys(("flownet", "idc"), str(original_checkpoint))
+    assert checkpoint["backbone_sources"] == dict.fromkeys(
+        ("flownet", "idc"), str(original_checkpoint)
+    )
     assert not any(k.startswith(("net.flownet.", "net.idc.")) for k in checkpoint["state_dict"])
     net = TCVCNet.from_pretrained(first)
     released_idc = load_backbone(original_checkpoint, "idc", IDC())
-    assert all(torch.equal(v, released_idc.state_dict()[k]) for k, v in net.idc.state_dict().items())
+    assert all(
+        torch.equal(v, released_idc.state_dict()[k]) for k, v in net.idc.state_dict().items()
+    )
     head = {k.removeprefix("net.head."): v for k, v in checkpoint["state_dict"].items()}
     assert all(torch.equal(v, head[k]) for k, v in net.head.state_dict().items())
 
     second = fine_tune(first, tmp_path / "second")  # from a head-only checkpoint
-    recorded = torch.load(second, weights_only=True, map_location="cpu")["tcvc_backbones"]
+    recorded = torch.load(second, weights_only=True, map_location="cpu")["backbone_sources"]
     assert recorded == dict.fromkeys(("flownet", "idc"), str(original_checkpoint))
     again = TCVCNet.from_pretrained(second)
     assert torch.equal(again.flownet.flownetc.conv1[0].weight, net.flownet.flownetc.conv1[0].weight)
 
 
 @pytest.mark.slow  # ~4 min: bf16 convolutions are slow on CPUs without bf16 units
-def test_bf16_mixed_precision_training_step(sample_dir, backbone_files, tmp_path):
+def test_bf16_mixed_precision_training_step(sample_dir, backbone_weights, tmp_path):
     """`trainer.precision=bf16-mixed` (the GPU default of experiment=idc_srl), run on CPU."""
     cfg = compose_train(
         ["debug=fdr", "logger=csv", f"paths.output_dir={tmp_path}"]
         + ["trainer.precision=bf16-mixed"]
         + SMALL
         + data_overrides(sample_dir)
-        + weights_overrides(backbone_files)
+        + weights_overrides(backbone_weights)
     )
     metrics = train(cfg)
     assert metrics["train/srl_1"] > 0 and metrics["train/srl_2"] > 0
@@ -222,7 +374,7 @@ def test_an_srl_step_changes_only_the_head(sample_dir):
     assert all(torch.equal(value, after[key]) for key, value in backbones.items())
 
 
-def test_nan_loss_stops_with_a_clear_message(sample_dir, backbone_files, tmp_path):
+def test_nan_loss_stops_with_a_clear_message(sample_dir, backbone_weights, tmp_path):
     from tcvc.models.tcvc_module import TrainingDiverged
 
     cfg = compose_train(
@@ -232,16 +384,16 @@ def test_nan_loss_stops_with_a_clear_message(sample_dir, backbone_files, tmp_pat
             "trainer.max_steps=3",
             "final_sample=null",
             "model.optimizer.lr=1e30",
-        ]  # fmt: skip
+        ]
         + SMALL
         + data_overrides(sample_dir)
-        + weights_overrides(backbone_files)
+        + weights_overrides(backbone_weights)
     )
     with pytest.raises(TrainingDiverged, match=r"training loss is (nan|inf) at step \d"):
         train(cfg)
 
 
-def test_multirun_sweeps_two_runs(sample_dir, backbone_files, tmp_path, capsys):
+def test_multirun_sweeps_two_runs(sample_dir, backbone_weights, tmp_path, capsys):
     result = run_script(
         [
             "-m",
@@ -252,7 +404,7 @@ def test_multirun_sweeps_two_runs(sample_dir, backbone_files, tmp_path, capsys):
         ]
         + SMALL
         + data_overrides(sample_dir)
-        + weights_overrides(backbone_files)
+        + weights_overrides(backbone_weights)
     )
     assert result.returncode == 0, result.stderr[-3000:]
     weights = sorted(
@@ -269,11 +421,11 @@ def test_multirun_sweeps_two_runs(sample_dir, backbone_files, tmp_path, capsys):
     assert sweep_report([str(tmp_path), "--metric", "val/cdc"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("| run | model.loss.srl_weight |") and "val/cdc" in lines[0]
-    assert len([line for line in lines if line.startswith("| 0 ") or line.startswith("| 1 ")]) == 2
+    assert len([line for line in lines if line.startswith(("| 0 ", "| 1 "))]) == 2
     assert (tmp_path / "sweep.png").stat().st_size > 1000 and (tmp_path / "sweep.csv").is_file()
 
 
-def test_optuna_sweeper_two_trials(sample_dir, backbone_files, tmp_path):
+def test_optuna_sweeper_two_trials(sample_dir, backbone_weights, tmp_path):
     result = run_script(
         [
             "hparams_search=srl_optuna",
@@ -281,10 +433,10 @@ def test_optuna_sweeper_two_trials(sample_dir, backbone_files, tmp_path):
             "debug=fdr",
             "logger=csv",
             f"hydra.sweep.dir={tmp_path}",
-        ]  # fmt: skip
+        ]
         + SMALL
         + data_overrides(sample_dir)
-        + weights_overrides(backbone_files)
+        + weights_overrides(backbone_weights)
     )
     assert result.returncode == 0, result.stderr[-3000:]
     best = yaml.safe_load((tmp_path / "optimization_results.yaml").read_text())
@@ -294,7 +446,7 @@ def test_optuna_sweeper_two_trials(sample_dir, backbone_files, tmp_path):
     assert (tmp_path / "1" / "config.yaml").is_file()
 
 
-def test_ddp_on_cpu_with_two_processes(sample_dir, backbone_files, tmp_path):
+def test_ddp_on_cpu_with_two_processes(sample_dir, backbone_weights, tmp_path):
     result = run_script(
         [
             "trainer=ddp",
@@ -305,10 +457,10 @@ def test_ddp_on_cpu_with_two_processes(sample_dir, backbone_files, tmp_path):
             "trainer.val_check_interval=2",
             "final_sample=null",
             f"hydra.run.dir={tmp_path}",
-        ]  # fmt: skip
+        ]
         + SMALL
         + data_overrides(sample_dir)
-        + weights_overrides(backbone_files)
+        + weights_overrides(backbone_weights)
     )
     assert result.returncode == 0, result.stderr[-3000:]
     printed = result.stdout + result.stderr
@@ -334,8 +486,8 @@ def _optimizer_state(checkpoint: dict) -> dict:
     return state
 
 
-def test_kill_and_resume(sample_dir, backbone_files, tmp_path):
-    """SIGKILL mid-run, then `ckpt_path=last`: the step count and Adam's state carry on."""
+def test_kill_and_resume(sample_dir, backbone_weights, tmp_path):
+    """SIGKILL mid-run, then `resume=last`: the step count and Adam's state carry on."""
     common = (
         [
             "logger=csv",
@@ -343,10 +495,10 @@ def test_kill_and_resume(sample_dir, backbone_files, tmp_path):
             "callbacks.model_checkpoint.every_n_train_steps=1",
             "trainer.val_check_interval=100",
             f"hydra.run.dir={tmp_path}",
-        ]  # fmt: skip
+        ]
         + SMALL
         + data_overrides(sample_dir)
-        + weights_overrides(backbone_files)
+        + weights_overrides(backbone_weights)
     )
     env = {**os.environ, "TCVC_ROOT": str(ROOT)}
     process = subprocess.Popen(
@@ -371,7 +523,7 @@ def test_kill_and_resume(sample_dir, backbone_files, tmp_path):
     assert step >= 3
 
     # resume without further steps: everything restored, written back unchanged
-    result = run_script([f"trainer.max_steps={step}", "ckpt_path=last", *common])
+    result = run_script([f"trainer.max_steps={step}", "resume=last", *common])
     assert result.returncode == 0, result.stderr[-3000:]
     restored = torch.load(last, weights_only=True)
     assert restored["global_step"] == step
@@ -385,7 +537,7 @@ def test_kill_and_resume(sample_dir, backbone_files, tmp_path):
     assert restored["lr_schedulers"] == [scheduler] and scheduler["last_epoch"] == step
 
     # and two more steps continue the count
-    result = run_script([f"trainer.max_steps={step + 2}", "ckpt_path=last", *common])
+    result = run_script([f"trainer.max_steps={step + 2}", "resume=last", *common])
     assert result.returncode == 0, result.stderr[-3000:]
     resumed = torch.load(last, weights_only=True)
     assert resumed["global_step"] == step + 2
@@ -394,16 +546,23 @@ def test_kill_and_resume(sample_dir, backbone_files, tmp_path):
     assert json.dumps(resumed["hyper_parameters"]["config"]["data"]["crop_size"]) == "64"
 
 
-def test_flow_cache_run(backbone_files, tmp_path):
+def test_flow_cache_run(backbone_weights, tmp_path):
     """`data.flow_cache=true`: the cache is built once before training and used by the clips."""
     from test_flow_cache import make_small_root
 
     root = make_small_root(tmp_path / "data")
     cfg = compose_train(
-        ["debug=fdr", "logger=csv", f"paths.output_dir={tmp_path / 'run'}", "data.flow_cache=true",
-         f"data.roots=[{root}]", f"data.val_roots=[{root}]", "data.sample_dir=null"]  # fmt: skip
+        [
+            "debug=fdr",
+            "logger=csv",
+            f"paths.output_dir={tmp_path / 'run'}",
+            "data.flow_cache=true",
+            f"data.roots=[{root}]",
+            f"data.val_roots=[{root}]",
+            "data.sample_dir=null",
+        ]
         + SMALL
-        + weights_overrides(backbone_files)
+        + weights_overrides(backbone_weights)
     )
     metrics = train(cfg)
     assert metrics["train/loss"] >= 0

@@ -1,4 +1,5 @@
-"""Pictures of each validation: a strip of frames and a short colorized clip."""
+"""Pictures of a colorized clip: a strip of frames and the clip itself (``write_sample``), after
+each validation (``ValidationMedia``) and at the end of training (``tcvc.tasks.train``)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from tcvc.io import VideoWriter
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ValidationMedia", "clip_strip"]
+__all__ = ["ValidationMedia", "clip_strip", "write_sample"]
 
 
 def clip_strip(L: torch.Tensor, ab: torch.Tensor, ab_target: torch.Tensor | None) -> np.ndarray:
@@ -29,6 +30,35 @@ def clip_strip(L: torch.Tensor, ab: torch.Tensor, ab_target: torch.Tensor | None
         columns.append(lab_normalized_to_rgb(L, ab_target))
     rows = torch.cat(columns, dim=-1)  # T×3×H×(k·W)
     return rgb_float_to_uint8(torch.cat(list(rows), dim=-2))
+
+
+def write_sample(
+    folder: Path,
+    stem: str,
+    L: torch.Tensor,
+    ab: torch.Tensor,
+    ab_target: torch.Tensor | None = None,
+    *,
+    fps: float,
+    strip_frames: int | None = None,
+) -> tuple[Path, Path]:
+    """A colorized clip as ``folder/<stem>.png`` (``clip_strip`` of its frames, or of
+    ``strip_frames`` of them evenly spaced) and ``folder/<stem>.mp4`` (every frame, in colour).
+
+    L T×1×H×W, ab and ab_target T×2×H×W, normalised. Returns (strip path, clip path).
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    strip_path, clip_path = folder / f"{stem}.png", folder / f"{stem}.mp4"
+    shown = slice(None)
+    if strip_frames is not None and strip_frames < len(L):
+        shown = torch.linspace(0, len(L) - 1, strip_frames).round().long()
+    target = None if ab_target is None else ab_target[shown]
+    Image.fromarray(clip_strip(L[shown], ab[shown], target)).save(strip_path)
+    with VideoWriter(clip_path, fps=fps, overwrite=True) as writer:
+        for frame in rgb_float_to_uint8(lab_normalized_to_rgb(L, ab)):
+            writer.write(frame)
+    return strip_path, clip_path
 
 
 class ValidationMedia(pl.Callback):
@@ -61,14 +91,9 @@ class ValidationMedia(pl.Callback):
         if self._first is None or trainer.sanity_checking or not trainer.is_global_zero:
             return
         L, ab, target = self._first
-        self.dirpath.mkdir(parents=True, exist_ok=True)
-        stem = self.dirpath / f"step_{trainer.global_step:06d}"
-        strip = clip_strip(L, ab, target)
-        Image.fromarray(strip).save(stem.with_suffix(".png"))
-        frames = rgb_float_to_uint8(lab_normalized_to_rgb(L, ab))
-        with VideoWriter(stem.with_suffix(".mp4"), fps=self.fps, overwrite=True) as writer:
-            for frame in frames:
-                writer.write(frame)
+        strip, clip = write_sample(
+            self.dirpath, f"step_{trainer.global_step:06d}", L, ab, target, fps=self.fps
+        )
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
                 import wandb
@@ -76,10 +101,9 @@ class ValidationMedia(pl.Callback):
                 logger.experiment.log(
                     {
                         "val/samples": wandb.Image(
-                            str(stem.with_suffix(".png")),
-                            caption="gray | prediction | ground truth",
+                            str(strip), caption="gray | prediction | ground truth"
                         ),
-                        "val/clip": wandb.Video(str(stem.with_suffix(".mp4")), format="mp4"),
+                        "val/clip": wandb.Video(str(clip), format="mp4"),
                         "trainer/global_step": trainer.global_step,
                     }
                 )

@@ -22,15 +22,12 @@ from torch.utils.data import Dataset
 from tcvc.color import rgb_to_lab_normalized
 from tcvc.data.augment import center_augmentation, random_augmentation
 from tcvc.data.flow_cache import cache_dir_of, clip_flow_pairs, read_clip_flows
-from tcvc.io import VideoError, list_frame_files, natural_key, read_image
+from tcvc.data.frames import DataError, read_frame
+from tcvc.io import VideoError, list_frame_files, natural_key
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ClipDataset", "DataError", "VideoFrames", "find_videos", "read_frame"]
-
-
-class DataError(ValueError):
-    """A training or validation root that cannot be used; the message names the path."""
+__all__ = ["ClipDataset", "VideoFrames", "find_videos", "video_location"]
 
 
 @dataclass(frozen=True)
@@ -77,7 +74,7 @@ def find_videos(roots: list[str | Path], *, min_frames: int) -> list[VideoFrames
             if len(frames) < min_frames:
                 too_short.append(f"{folder} ({len(frames)} frames)")
                 continue
-            videos.append(VideoFrames(name=f"{root.name}/{folder.name}", frames=frames))
+            videos.append(VideoFrames(name=f"{root.resolve().name}/{folder.name}", frames=frames))
     if too_short:
         log.warning(
             "skipping %d video(s) shorter than a clip of %d frames: %s",
@@ -91,16 +88,6 @@ def find_videos(roots: list[str | Path], *, min_frames: int) -> list[VideoFrames
             f"(data.interval + 2); lower data.interval or add longer videos"
         )
     return videos
-
-
-def read_frame(path: Path) -> torch.Tensor:
-    """A frame file as a 3×H×W float tensor in [0, 1] (``tcvc.io.read_image``: gray files are
-    repeated to RGB, 16-bit ones scaled to 8 bits)."""
-    try:
-        array = read_image(path)
-    except VideoError as error:
-        raise DataError(f"frame {error}") from None
-    return torch.from_numpy(array.copy()).permute(2, 0, 1).float().div_(255.0)
 
 
 class ClipDataset(Dataset):

@@ -23,7 +23,8 @@ class TCVCDataModule(pl.LightningDataModule):
             sampled uniformly.
         val_roots: validation roots (fixed clips, centre crop).
         interval: N, the frames between two anchors; a clip holds N + 2 frames.
-        crop_size: side of the square crop (a multiple of 64 for FlowNet2), or None for full frames.
+        crop_size: side of the square crop (a multiple of ``tcvc.nets.SIZE_MULTIPLE``, 64, for
+            FlowNet2), or None for full frames.
         clips_per_video: training clips drawn per video and epoch.
         val_clips_per_video: fixed validation clips per video, spread evenly.
         sample_dir: when set, `prepare_data` first builds the embedded sample data there.
@@ -31,8 +32,9 @@ class TCVCDataModule(pl.LightningDataModule):
             flow_cache`; `TCVCModule` builds it once before training), as `flows` P×2×H×W and
             `flow_pairs` P×2, cropped and flipped with the frames. An approximation; off by default.
         flow_offsets: the offsets d of the cached flows F(a, a + d).
-        test_roots: the test roots of the data config; read by `eval.py` (`tcvc.tasks.evaluate`),
-            kept here only so one data config serves training and evaluation.
+
+    A data config also names the test roots eval.py scores (`test_roots`); they are no argument
+    here: `tcvc.tasks.train.build_datamodule` leaves them out.
     """
 
     def __init__(
@@ -50,7 +52,6 @@ class TCVCDataModule(pl.LightningDataModule):
         pin_memory: bool = False,
         flow_cache: bool = False,
         flow_offsets: Sequence[int] = DEFAULT_OFFSETS,
-        test_roots: Sequence[str] | None = None,
     ) -> None:
         super().__init__()
         self.roots = [str(r) for r in roots]
@@ -65,7 +66,6 @@ class TCVCDataModule(pl.LightningDataModule):
         self.pin_memory = pin_memory
         self.flow_cache = flow_cache
         self.flow_offsets = tuple(flow_offsets)
-        self.test_roots = [str(r) for r in test_roots] if test_roots is not None else None
         self.train_set: ClipDataset | None = None
         self.val_set: ClipDataset | None = None
 

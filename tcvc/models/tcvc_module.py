@@ -51,10 +51,12 @@ class TCVCModule(pl.LightningModule):
         loss: the training objective (`tcvc.losses.TCVCLoss`).
         optimizer / scheduler: partials from Hydra (`_partial_: true`), given the head's parameters
             / the optimizer.
-        flownet2_weights / idc_weights / tcvc_weights: the original files; without them the
-            backbones are random (a loud warning says so).
+        flownet_weights / idc_weights / tcvc_weights: the original files
+            (``FlowNet2_checkpoint.pth.tar``, ``siggraph17-df00044c.pth``, ``80000_G.pth``);
+            without them the backbones are random (a loud warning says so).
         idc / flownet: the backbone modules (the config's ``_target_``s; default ``IDC()`` and
             ``FlowNet2()``), loaded from the files above.
+        flownet_fp32: FlowNet2 in float32 under bf16 autocast (``TCVCNet.flownet_fp32``).
         net: a ready TCVCNet (tests); if given, the weight paths and backbones are ignored.
     """
 
@@ -64,28 +66,28 @@ class TCVCModule(pl.LightningModule):
         loss: TCVCLoss | None = None,
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
         scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
-        flownet2_weights: str | None = None,
+        flownet_weights: str | None = None,
         idc_weights: str | None = None,
         tcvc_weights: str | None = None,
         idc: nn.Module | None = None,
         flownet: nn.Module | None = None,
+        flownet_fp32: bool = False,
         net: TCVCNet | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(
             ignore=["net", "loss", "optimizer", "scheduler", "idc", "flownet"], logger=False
         )
-        self.net = (
-            net
-            if net is not None
-            else build_tcvc_net(
-                flownet2_weights=flownet2_weights,
+        if net is None:
+            net = build_tcvc_net(
+                flownet_weights=flownet_weights,
                 idc_weights=idc_weights,
                 tcvc_weights=tcvc_weights,
                 idc=idc,
                 flownet=flownet,
             )
-        )
+        net.flownet_fp32 = flownet_fp32
+        self.net = net
         self.loss = loss if loss is not None else TCVCLoss()
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
@@ -98,9 +100,12 @@ class TCVCModule(pl.LightningModule):
         return self
 
     # ---- checkpoints: the frozen backbones loaded from files are stored by path ---------------
-    def backbone_files(self) -> dict[str, str]:
+    @property
+    def backbone_sources(self) -> dict[str, str]:
         """{"flownet" / "idc": the file it was loaded from} for the backbones that came from files
-        (a backbone file, ``80000_G.pth``, or the checkpoint a fine-tuning run started from)."""
+        (a backbone file, ``80000_G.pth``, or the checkpoint a fine-tuning run started from):
+        ``TCVCNet.backbone_sources``, stored as ``checkpoint["backbone_sources"]``. A backbone
+        missing from it is random."""
         return dict(getattr(self.net, "backbone_sources", {}))
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
@@ -110,18 +115,18 @@ class TCVCModule(pl.LightningModule):
         ``TCVCNet.from_pretrained`` and ``on_load_checkpoint`` take the backbones from the files.
         Random backbones (no files) are kept: nothing else could restore them.
         """
-        files = self.backbone_files()
-        prefixes = tuple(f"net.{name}." for name in files)
+        sources = self.backbone_sources
+        prefixes = tuple(f"net.{name}." for name in sources)
         if prefixes:
             state = checkpoint["state_dict"]
             for key in [k for k in state if k.startswith(prefixes)]:
                 del state[key]
-        checkpoint["tcvc_backbones"] = files
+        checkpoint["backbone_sources"] = sources
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         """Put this module's own (file-loaded) backbone weights back before strict loading."""
         state = checkpoint["state_dict"]
-        for name in checkpoint.get("tcvc_backbones", {}):
+        for name in checkpoint.get("backbone_sources", {}):
             if not any(k.startswith(f"net.{name}.") for k in state):
                 module_state = getattr(self.net, name).state_dict()
                 state.update((f"net.{name}.{k}", v) for k, v in module_state.items())

@@ -13,8 +13,6 @@ The flow maps image1's grid to image2: image1(x, y) ≈ image2(x + u, y + v).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -23,15 +21,18 @@ from ops import channel_norm, correlation, resample2d
 
 __all__ = [
     "FLOWNET2_NUM_PARAMETERS",
+    "SIZE_MULTIPLE",
     "FlowNet2",
     "FlowNetC",
     "FlowNetFusion",
     "FlowNetS",
     "FlowNetSD",
-    "load_flownet2",
 ]
 
 FLOWNET2_NUM_PARAMETERS = 162_518_834
+# H and W of FlowNet2's input must be multiples of this: it downsamples 6 times (its coarsest
+# level is 1/64 of the input). Every network that runs FlowNet2 (TCVCNet) inherits it.
+SIZE_MULTIPLE = 64
 DIV_FLOW = 20.0
 
 
@@ -254,7 +255,7 @@ def _upsample4(flow: Tensor, *, mode: str) -> Tensor:
 
 class FlowNet2(nn.Module):
     """The full FlowNet2. `forward(image1, image2)`: B×3×H×W in [0, 1] (rgb_max = 1), H and W
-    multiples of 64 → B×2×H×W flow in pixels from image1's grid to image2."""
+    multiples of ``SIZE_MULTIPLE`` (64) → B×2×H×W flow in pixels from image1's grid to image2."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -272,10 +273,11 @@ class FlowNet2(nn.Module):
                 f"{tuple(image2.shape)}"
             )
         height, width = image1.shape[-2:]
-        if height % 64 or width % 64:
+        if height % SIZE_MULTIPLE or width % SIZE_MULTIPLE:
+            up = SIZE_MULTIPLE
             raise ValueError(
-                f"FlowNet2 needs H and W that are multiples of 64, got {height}×{width} "
-                f"(pad or resize to {-(-height // 64) * 64}×{-(-width // 64) * 64})"
+                f"FlowNet2 needs H and W that are multiples of {SIZE_MULTIPLE}, got "
+                f"{height}×{width} (pad or resize to {-(-height // up) * up}×{-(-width // up) * up})"
             )
 
     def forward(self, image1: Tensor, image2: Tensor) -> Tensor:
@@ -309,17 +311,3 @@ class FlowNet2(nn.Module):
             1,
         )
         return self.flownetfusion(fusion_input)
-
-
-def load_flownet2(path: str | Path, *, map_location: str | torch.device = "cpu") -> FlowNet2:
-    """FlowNet2 with the weights of `FlowNet2_checkpoint.pth.tar` (`{'epoch', 'state_dict',
-    'best_EPE'}`, NVIDIA key names) or of a plain state dict; strict, `weights_only=True`.
-
-    Raises CheckpointError naming the file and the missing / unexpected / misshaped keys.
-    """
-    from tcvc.nets.checkpoints import load_file, load_strict, state_dict_of
-
-    net = FlowNet2()
-    state = state_dict_of(load_file(path, map_location=map_location), source=str(path))
-    load_strict(net, state, source=str(path))
-    return net

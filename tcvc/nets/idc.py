@@ -12,15 +12,14 @@ classifier) is stored in those files but TCVC never runs it.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 from torch import Tensor, nn
 
-__all__ = ["IDC", "load_idc"]
+__all__ = ["IDC"]
 
 # Three strided slices halve H and W three times; three transposed convs double them back.
-SIZE_MULTIPLE = 8
+# (IDC's own; TCVCNet needs tcvc.nets.SIZE_MULTIPLE, FlowNet2's 64, which is a multiple of it.)
+IDC_SIZE_MULTIPLE = 8
 
 
 def _conv(in_channels: int, out_channels: int, *, dilation: int = 1) -> nn.Conv2d:
@@ -146,23 +145,11 @@ def _check_input(L: Tensor, ab_hint: Tensor | None, hint_mask: Tensor | None) ->
     if L.dim() != 4 or L.shape[1] != 1:
         raise ValueError(f"IDC: L must be B×1×H×W, got shape {tuple(L.shape)}")
     height, width = L.shape[-2:]
-    if height % SIZE_MULTIPLE or width % SIZE_MULTIPLE:
+    if height % IDC_SIZE_MULTIPLE or width % IDC_SIZE_MULTIPLE:
         raise ValueError(
-            f"IDC: H and W must be multiples of {SIZE_MULTIPLE}, got H×W = {height}×{width}"
+            f"IDC: H and W must be multiples of {IDC_SIZE_MULTIPLE}, got H×W = {height}×{width}"
         )
     for name, tensor, channels in (("ab_hint", ab_hint, 2), ("hint_mask", hint_mask, 1)):
         expected = (L.shape[0], channels, height, width)
         if tensor is not None and tuple(tensor.shape) != expected:
             raise ValueError(f"IDC: {name} must be {expected}, got {tuple(tensor.shape)}")
-
-
-def load_idc(path: str | Path, *, map_location: str | torch.device = "cpu") -> IDC:
-    """An ``IDC`` with the weights of ``siggraph17-df00044c.pth`` (a plain state dict), strictly.
-
-    Raises ``CheckpointError`` naming the missing / unexpected keys or the bad shapes.
-    """
-    from tcvc.nets.checkpoints import load_file, load_strict
-
-    idc = IDC()
-    load_strict(idc, load_file(path, map_location=map_location), source=str(path))
-    return idc.eval()

@@ -38,13 +38,12 @@ from tcvc.nets.checkpoints import (
     load_strict,
     state_dict_of,
 )
+from tcvc.nets.flownet2 import SIZE_MULTIPLE, FlowNet2
 from tcvc.nets.head import PropagationHead
 from tcvc.nets.idc import IDC
 
-__all__ = ["BACKBONES", "FLOW_SIZE_MULTIPLE", "TCVCNet", "build_tcvc_net", "flow_image"]
+__all__ = ["BACKBONES", "TCVCNet", "build_tcvc_net", "flow_image"]
 
-# FlowNet2 downsamples 6 times (its coarsest level is 1/64 of the input).
-FLOW_SIZE_MULTIPLE = 64
 # The frozen submodules (state-dict prefixes); checkpoints of runs that load them from files
 # store only their paths.
 BACKBONES = ("flownet", "idc")
@@ -54,12 +53,6 @@ Pair = tuple[int, int]
 def flow_image(L: Tensor) -> Tensor:
     """B×1×H×W normalised L -> the B×3×H×W image in [0, 1] TCVC feeds FlowNet2 (L + 0.5)."""
     return L.repeat(1, 3, 1, 1) + 0.5
-
-
-def _default_flownet() -> nn.Module:
-    from tcvc.nets.flownet2 import FlowNet2
-
-    return FlowNet2()
 
 
 class TCVCNet(nn.Module):
@@ -73,8 +66,13 @@ class TCVCNet(nn.Module):
         head: the trainable propagation head. Default: ``PropagationHead()``.
         frozen_backbones: keep ``idc`` and ``flownet`` without gradients and in eval mode (also
             after ``.train()``), as the original trains only the head.
+        flownet_fp32: under ``torch.autocast`` (bf16), run FlowNet2 in float32 all the same
+            (``estimate_flow``): its last conv then gives the flow at full precision instead of
+            bf16 steps of 0.125–0.25 px at 16–64 px of motion; the heads stay bf16. Also an
+            attribute to set on a loaded network.
 
-    H and W must be multiples of 64 (FlowNet2); ``tcvc.inference`` resizes or pads other sizes.
+    H and W must be multiples of ``SIZE_MULTIPLE`` (64, FlowNet2's); ``tcvc.inference`` resizes or
+    pads other sizes.
     State-dict names: ``head.*``, ``idc.*``, ``flownet.*`` (``tcvc.nets.checkpoints`` maps the
     original ``80000_G.pth`` names onto them).
     """
@@ -86,11 +84,13 @@ class TCVCNet(nn.Module):
         flownet: nn.Module | None = None,
         head: PropagationHead | None = None,
         frozen_backbones: bool = True,
+        flownet_fp32: bool = False,
     ) -> None:
         super().__init__()
+        self.flownet_fp32 = flownet_fp32
         self.head = head if head is not None else PropagationHead()
         self.idc = idc if idc is not None else IDC()
-        self.flownet = flownet if flownet is not None else _default_flownet()
+        self.flownet = flownet if flownet is not None else FlowNet2()
         self.frozen_backbones = frozen_backbones
         # {"flownet" / "idc": the file it was loaded from}, set by from_pretrained
         self.backbone_sources: dict[str, str] = {}
@@ -103,7 +103,7 @@ class TCVCNet(nn.Module):
         cls,
         path: str | Path | None = None,
         *,
-        flownet2: str | Path | None = None,
+        flownet: str | Path | None = None,
         idc: str | Path | None = None,
         map_location: str | torch.device = "cpu",
         backbones: Mapping[str, nn.Module] | None = None,
@@ -115,8 +115,9 @@ class TCVCNet(nn.Module):
                 state dict, or a Lightning ``.ckpt`` of ``tcvc.models.TCVCModule``. A ``.ckpt`` of
                 a run whose backbones came from files stores only the head (``BACKBONES``
                 are left out, see ``TCVCModule.on_save_checkpoint``): its backbones come from
-                ``flownet2=`` / ``idc=``, or else from the paths the run recorded.
-            flownet2: ``FlowNet2_checkpoint.pth.tar`` (NVIDIA's).
+                ``flownet=`` / ``idc=``, or else from the paths the run recorded
+                (``checkpoint["backbone_sources"]``).
+            flownet: ``FlowNet2_checkpoint.pth.tar`` (NVIDIA's).
             idc: ``siggraph17-df00044c.pth``. With backbone files only, the head keeps its fresh
                 (PyTorch default) initialisation.
             backbones: ``{"idc": module, "flownet": module}`` to build the network with instead
@@ -129,7 +130,7 @@ class TCVCNet(nn.Module):
         what a training run's head-only checkpoints record.
         """
         net = cls(**(backbones or {}))
-        files = {"flownet": flownet2, "idc": idc}
+        files = {"flownet": flownet, "idc": idc}
         if path is not None:
             source = str(path)
             loaded = load_file(path, map_location=map_location)
@@ -143,7 +144,7 @@ class TCVCNet(nn.Module):
                 load_original(net, state, source=source)
                 net.backbone_sources = dict.fromkeys(BACKBONES, source)
                 return net.eval()
-            recorded = loaded.get("tcvc_backbones", {}) if isinstance(loaded, Mapping) else {}
+            recorded = loaded.get("backbone_sources", {}) if isinstance(loaded, Mapping) else {}
             for name in BACKBONES:
                 if any(k.startswith(f"{name}.") for k in state):
                     if files[name] is not None:
@@ -189,8 +190,15 @@ class TCVCNet(nn.Module):
 
     # ---- building blocks -----------------------------------------------------------------------
     def estimate_flow(self, L_from: Tensor, L_to: Tensor) -> Tensor:
-        """F(a, b): B×1×H×W normalised L of frames a and b -> B×2×H×W flow (pixels) on a's grid."""
-        return self.flownet(flow_image(L_from), flow_image(L_to))
+        """F(a, b): B×1×H×W normalised L of frames a and b -> B×2×H×W flow (pixels) on a's grid.
+
+        With ``flownet_fp32`` under autocast, FlowNet2 runs outside it, in float32."""
+        image_from, image_to = flow_image(L_from), flow_image(L_to)
+        device_type = image_from.device.type
+        if self.flownet_fp32 and torch.is_autocast_enabled(device_type):
+            with torch.autocast(device_type, enabled=False):
+                return self.flownet(image_from.float(), image_to.float())
+        return self.flownet(image_from, image_to)
 
     @staticmethod
     def propagation_pairs(num_frames: int) -> list[Pair]:
@@ -205,7 +213,7 @@ class TCVCNet(nn.Module):
         """The exact path: the original TCVC_IDC forward, frame by frame.
 
         Args:
-            L: B×T×1×H×W, (L − 50) / 100, T ≥ 2, H and W multiples of 64.
+            L: B×T×1×H×W, (L − 50) / 100, T ≥ 2, H and W multiples of ``SIZE_MULTIPLE``.
 
         Returns:
             B×T×2×H×W ab / 110 in (−1, 1); frames 0 and T−1 are IDC's own predictions.
@@ -329,14 +337,13 @@ class TCVCNet(nn.Module):
 
 def _recorded_backbone(source: str, name: str, recorded: Mapping[str, str]) -> str:
     """The backbone file a head-only checkpoint names, if it exists here; else a clear error."""
-    option = {"flownet": "flownet2", "idc": "idc"}[name]
     path = recorded.get(name)
     if path is not None and Path(path).is_file():
         return path
     where = f" (it was trained with {path}, not found here)" if path else ""
     raise CheckpointError(
         f"{source} stores only the trained head, not the frozen {name} weights{where}: "
-        f"give the file with model.{option}_weights=PATH (TCVCNet.from_pretrained({option}=...))"
+        f"give the file with model.{name}_weights=PATH (TCVCNet.from_pretrained({name}=...))"
     )
 
 
@@ -346,9 +353,9 @@ def _check_clip(L: Tensor) -> None:
     if L.shape[1] < 2:
         raise ValueError(f"a clip needs at least 2 frames (2 anchors), got T = {L.shape[1]}")
     height, width = L.shape[-2:]
-    if height % FLOW_SIZE_MULTIPLE or width % FLOW_SIZE_MULTIPLE:
+    if height % SIZE_MULTIPLE or width % SIZE_MULTIPLE:
         raise ValueError(
-            f"H and W must be multiples of {FLOW_SIZE_MULTIPLE} (FlowNet2), got {height}×{width}; "
+            f"H and W must be multiples of {SIZE_MULTIPLE} (FlowNet2), got {height}×{width}; "
             "tcvc.inference.run_at_resolution resizes or pads other sizes"
         )
 
@@ -357,14 +364,14 @@ RANDOM_BACKBONES = """
 {names} weights not given: the backbone(s) are RANDOM.
 Flows and anchor colours are meaningless, so the colours of this network are too; the run only
 shows the pipeline end to end. The original files (see README, "Pretrained weights"):
-  model.flownet2_weights=FlowNet2_checkpoint.pth.tar   (NVIDIA/flownet2-pytorch)
+  model.flownet_weights=FlowNet2_checkpoint.pth.tar    (NVIDIA/flownet2-pytorch)
   model.idc_weights=siggraph17-df00044c.pth            (richzhang/colorization, SIGGRAPH'17)
   or model.tcvc_weights=80000_G.pth                     (the released TCVC model, all of it)"""
 
 
 def build_tcvc_net(
     *,
-    flownet2_weights: str | Path | None = None,
+    flownet_weights: str | Path | None = None,
     idc_weights: str | Path | None = None,
     tcvc_weights: str | Path | None = None,
     idc: nn.Module | None = None,
@@ -382,15 +389,15 @@ def build_tcvc_net(
     }
     if tcvc_weights is not None:
         return TCVCNet.from_pretrained(
-            tcvc_weights, flownet2=flownet2_weights, idc=idc_weights, backbones=backbones
+            tcvc_weights, flownet=flownet_weights, idc=idc_weights, backbones=backbones
         )
     random = [
         name
-        for name, weights in (("FlowNet2", flownet2_weights), ("IDC", idc_weights))
+        for name, weights in (("FlowNet2", flownet_weights), ("IDC", idc_weights))
         if weights is None
     ]
     if random:
         warnings.warn(
             RANDOM_BACKBONES.format(names=" and ".join(random)), UserWarning, stacklevel=2
         )
-    return TCVCNet.from_pretrained(flownet2=flownet2_weights, idc=idc_weights, backbones=backbones)
+    return TCVCNet.from_pretrained(flownet=flownet_weights, idc=idc_weights, backbones=backbones)

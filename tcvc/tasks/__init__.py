@@ -1,6 +1,5 @@
 """Entry-point tasks: train, evaluate, colorize (each takes a composed Hydra config).
 
-Importing the package registers the project's OmegaConf resolvers (``tcvc.tasks.common``).
+``tcvc.tasks.config.configure()`` (the entry points call it) prepares what Hydra needs;
+``tcvc.tasks.errors`` turns bad input into one line; ``tcvc.tasks.loggers`` builds loggers.
 """
-
-from tcvc.tasks import common  # noqa: F401  (registers the resolvers)

@@ -2,30 +2,93 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import warnings
 from pathlib import Path
 
-import numpy as np
 import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.loggers import WandbLogger
+
+from tcvc.errors import UserError
+from tcvc.nets import SIZE_MULTIPLE
+from tcvc.tasks.config import refuse_renamed_config
+from tcvc.tasks.loggers import build_loggers, instantiate_group
 
 log = logging.getLogger("tcvc")
 
-__all__ = ["train"]
+__all__ = ["EVAL_ONLY_DATA_KEYS", "build_datamodule", "check_train_config", "train"]
+
+# Keys of a data config (conf/data/*.yaml) that eval.py alone reads (tcvc.tasks.evaluate), so
+# that one data config names a data set's training, validation and test roots; the DataModule
+# does not take them.
+EVAL_ONLY_DATA_KEYS = ("test_roots",)
 
 
-def _instantiate_group(group: DictConfig | None) -> list:
-    """Every `_target_` entry of a config group (callbacks, logger) as objects."""
-    if not group:
-        return []
-    return [
-        instantiate(entry) for entry in group.values() if entry is not None and "_target_" in entry
-    ]
+def build_datamodule(data: DictConfig) -> pl.LightningDataModule:
+    """The DataModule of a data config (its ``_target_``), without ``EVAL_ONLY_DATA_KEYS``."""
+    data = copy.deepcopy(data)  # still under its root config: ${paths.data_dir} resolves
+    with open_dict(data):
+        for key in EVAL_ONLY_DATA_KEYS:
+            data.pop(key, None)
+    return instantiate(data)
+
+
+def _check_data_roots(data: DictConfig) -> None:
+    """Every training and validation root is a folder, or lies in ``data.sample_dir`` (whose
+    sample data ``prepare_data`` builds)."""
+    sample_dir = data.get("sample_dir")
+    for key in ("roots", "val_roots"):
+        if key not in data:
+            continue
+        if OmegaConf.is_missing(data, key):
+            raise UserError(
+                f"data.{key} is not set: set data.{key}=[/path/to/root,...] (folders of "
+                "<video>/00000.png ... frame folders)"
+            )
+        roots = data[key]
+        for root in [roots] if isinstance(roots, str) else roots or []:
+            path = Path(root)
+            if sample_dir is not None and path.resolve().is_relative_to(Path(sample_dir).resolve()):
+                continue
+            if not path.is_dir():
+                raise UserError(
+                    f"data root {path} does not exist: set data.{key}=[/path/to/root,...] (folders "
+                    "of <video>/00000.png ... frame folders; scripts/prepare_frames.py makes them)"
+                )
+
+
+def _check_accelerator(trainer: DictConfig) -> None:
+    accelerator = str(trainer.get("accelerator", "auto")).lower()
+    if accelerator not in ("gpu", "cuda") or torch.cuda.is_available():
+        return
+    if accelerator == "gpu" and torch.backends.mps.is_available():
+        return
+    raise UserError(
+        f"trainer.accelerator={accelerator}, but this machine has no CUDA GPU: train on the CPU "
+        "with trainer=cpu (slow), or run on a machine with a GPU"
+    )
+
+
+def check_train_config(cfg: DictConfig) -> None:
+    """What a run needs that can be checked before anything is built (each a one-line
+    ``UserError`` naming the option to set): no renamed option, the data roots, a crop size the
+    network takes, the accelerator, the checkpoint to resume from."""
+    refuse_renamed_config("train", cfg)
+    _check_data_roots(cfg.data)
+    crop_size = cfg.data.get("crop_size")
+    if crop_size is not None and crop_size % SIZE_MULTIPLE:
+        raise UserError(
+            f"data.crop_size={crop_size} is not a multiple of {SIZE_MULTIPLE} (FlowNet2 needs one)"
+        )
+    _check_accelerator(cfg.trainer)
+    resume = cfg.get("resume")
+    if resume not in (None, "last") and not Path(resume).is_file():
+        raise UserError(f"resume={resume}: no such checkpoint (give a .ckpt file, or resume=last)")
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
@@ -34,8 +97,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     Writes into `cfg.paths.output_dir`: `checkpoints/` (every `callbacks.model_checkpoint.
     every_n_train_steps` steps, and `last.ckpt`, also written at the end), `samples/` (frames and
     clips of each validation), the logger's files, and `config.yaml` (the resolved config, also
-    stored inside every checkpoint).
+    stored inside every checkpoint). `resume`: null (a new run), `last` (this run folder's
+    `checkpoints/last.ckpt`, if any) or a checkpoint file.
     """
+    check_train_config(cfg)
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
@@ -43,31 +108,19 @@ def train(cfg: DictConfig) -> dict[str, float]:
     resolved = OmegaConf.to_container(cfg, resolve=True)
     OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
 
-    datamodule: pl.LightningDataModule = instantiate(cfg.data)
+    datamodule = build_datamodule(cfg.data)
+    # random backbones (no weight files) are announced by tcvc.nets.build_tcvc_net, once
     model: pl.LightningModule = instantiate(cfg.model)
     model.hparams["config"] = resolved  # the resolved run config travels inside each checkpoint
-    random = {"flownet", "idc"} - set(getattr(model, "backbone_files", dict)())
-    if random:
-        log.warning(
-            "!!! RANDOM backbones (%s): the colours will be meaningless; give "
-            "model.flownet2_weights / model.idc_weights (or model.tcvc_weights) !!!",
-            ", ".join(sorted(random)),
-        )
-    callbacks = _instantiate_group(cfg.get("callbacks"))
-    loggers = _instantiate_group(cfg.get("logger"))
+    callbacks = instantiate_group(cfg.get("callbacks"))
+    loggers = build_loggers(cfg)
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     for logger in loggers:
         logger.log_hyperparams(resolved)
 
     # The frozen backbones are in eval mode on purpose (TCVCNet.train keeps them there).
     warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
-    ckpt_path = cfg.get("ckpt_path")
-    if ckpt_path == "last":
-        last = output_dir / "checkpoints" / "last.ckpt"
-        ckpt_path = str(last) if last.exists() else None
-        if ckpt_path is None:
-            log.warning("ckpt_path=last, but %s does not exist: starting afresh", last)
-    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+    trainer.fit(model, datamodule=datamodule, ckpt_path=_resume_path(cfg.get("resume"), output_dir))
 
     metrics = {
         k: float(v)
@@ -96,6 +149,17 @@ def train(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
+def _resume_path(resume: str | None, output_dir: Path) -> str | None:
+    """The checkpoint `trainer.fit` resumes from: `resume`, or for `last` this run's last.ckpt."""
+    if resume != "last":
+        return resume
+    last = output_dir / "checkpoints" / "last.ckpt"
+    if not last.exists():
+        log.warning("resume=last, but %s does not exist: starting afresh", last)
+        return None
+    return str(last)
+
+
 def _write_metrics(trainer: pl.Trainer, output_dir: Path, metrics: dict[str, float]) -> None:
     """The run's final metrics as metrics.json, for scripts/sweep_report.py (and readers
     without W&B)."""
@@ -105,18 +169,17 @@ def _write_metrics(trainer: pl.Trainer, output_dir: Path, metrics: dict[str, flo
 
 
 def _final_sample(model, datamodule, folder: Path, options: DictConfig) -> dict[str, Path]:
-    """The first validation video coloured by the trained network: ``final.mp4`` and a
-    ``final.png`` strip (gray above colour, a few frames), at ``options.resolution``."""
-    from PIL import Image
-
-    from tcvc.color import lab_normalized_to_rgb, rgb_float_to_uint8, rgb_to_lab_normalized
-    from tcvc.data.clips import find_videos, read_frame
+    """The first validation video coloured by the trained network, at ``options.resolution``:
+    ``final.mp4`` and a ``final.png`` strip of six of its frames (``write_sample``: gray |
+    colour | ground truth, as the validation samples)."""
+    from tcvc.callbacks.media import write_sample
+    from tcvc.color import rgb_to_lab_normalized
+    from tcvc.data import find_videos, read_frame
     from tcvc.inference import colorize_frames
-    from tcvc.io import VideoWriter
 
     video = find_videos(datamodule.val_roots, min_frames=1)[0]
     rgb = torch.stack([read_frame(path) for path in video.frames[: options.max_frames]])
-    L, _ = rgb_to_lab_normalized(rgb)
+    L, ab_target = rgb_to_lab_normalized(rgb)
     net = model.net.eval()
     with torch.no_grad():
         ab = colorize_frames(
@@ -125,14 +188,5 @@ def _final_sample(model, datamodule, folder: Path, options: DictConfig) -> dict[
             interval=datamodule.interval,
             resolution=options.resolution,
         )
-    frames = rgb_float_to_uint8(lab_normalized_to_rgb(L, ab))
-    folder.mkdir(parents=True, exist_ok=True)
-    clip_path, strip_path = folder / "final.mp4", folder / "final.png"
-    with VideoWriter(clip_path, fps=options.fps, overwrite=True) as writer:
-        for frame in frames:
-            writer.write(frame)
-    gray = rgb_float_to_uint8(lab_normalized_to_rgb(L, torch.zeros_like(ab)))
-    shown = list(range(0, len(frames), max(1, len(frames) // 6)))[:6]
-    strip = np.concatenate([np.concatenate([gray[i], frames[i]], axis=0) for i in shown], axis=1)
-    Image.fromarray(strip).save(strip_path)
-    return {"sample clip": clip_path, "sample frames": strip_path}
+    strip, clip = write_sample(folder, "final", L, ab, ab_target, fps=options.fps, strip_frames=6)
+    return {"sample clip": clip, "sample frames": strip}

@@ -147,8 +147,8 @@ def test_backbone_files_load_with_a_fresh_head(released, tmp_path):
         idc_path,
     )
     with pytest.warns(UserWarning, match="IDC weights not given"):
-        only_flow = build_tcvc_net(flownet2_weights=flownet_path)
-    net = TCVCNet.from_pretrained(flownet2=flownet_path, idc=idc_path)
+        only_flow = build_tcvc_net(flownet_weights=flownet_path)
+    net = TCVCNet.from_pretrained(flownet=flownet_path, idc=idc_path)
     for key, value in net.state_dict().items():
         if key.startswith(("idc.", "flownet.")):
             (original,) = to_original_keys({key: value})

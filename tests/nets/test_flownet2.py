@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from tcvc.nets.checkpoints import CheckpointError
-from tcvc.nets.flownet2 import FLOWNET2_NUM_PARAMETERS, FlowNet2, load_flownet2
+from tcvc.nets.checkpoints import CheckpointError, load_backbone
+from tcvc.nets.flownet2 import FLOWNET2_NUM_PARAMETERS, FlowNet2
 from tcvc.testing import synthetic_state_dict
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -89,7 +89,7 @@ def checkpoint(tmp_path_factory, net) -> tuple[Path, dict]:
 
 def test_checkpoint_loads_strictly(checkpoint):
     path, state = checkpoint
-    loaded = load_flownet2(path)
+    loaded = load_backbone(path, "flownet", FlowNet2())
     for key, value in loaded.state_dict().items():
         assert torch.equal(value, state[key]), key
 
@@ -100,16 +100,16 @@ def test_damaged_checkpoints_name_the_problem(checkpoint, tmp_path):
     renamed["flownetc.conv1.0.weightX"] = renamed.pop("flownetc.conv1.0.weight")
     torch.save({"epoch": 0, "state_dict": renamed, "best_EPE": 0.0}, tmp_path / "renamed.pth")
     with pytest.raises(CheckpointError, match="flownetc.conv1.0.weight") as error:
-        load_flownet2(tmp_path / "renamed.pth")
+        load_backbone(tmp_path / "renamed.pth", "flownet", FlowNet2())
     assert "renamed.pth" in str(error.value)
 
     misshaped = dict(state)
     misshaped["flownetfusion.predict_flow0.bias"] = torch.zeros(3)
     torch.save({"state_dict": misshaped}, tmp_path / "shape.pth")
     with pytest.raises(CheckpointError, match="predict_flow0.bias"):
-        load_flownet2(tmp_path / "shape.pth")
+        load_backbone(tmp_path / "shape.pth", "flownet", FlowNet2())
 
     data = path.read_bytes()
     (tmp_path / "cut.pth").write_bytes(data[: len(data) // 3])
     with pytest.raises(CheckpointError, match="cut.pth"):
-        load_flownet2(tmp_path / "cut.pth")
+        load_backbone(tmp_path / "cut.pth", "flownet", FlowNet2())

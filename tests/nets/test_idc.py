@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tcvc.nets import IDC, CheckpointError, load_idc
+from tcvc.nets import IDC, CheckpointError, load_backbone
 from tcvc.testing import synthetic_state_dict
 
 LAYOUT = Path(__file__).resolve().parents[1] / "data" / "original_tcvc_idc_layout.json"
@@ -141,10 +141,10 @@ def test_bad_hint_shape_is_named():
         IDC()(torch.zeros(1, 1, 16, 16), ab_hint=torch.zeros(1, 2, 8, 8))
 
 
-def test_load_idc_is_strict(tmp_path, idc_weights):
+def test_loading_idc_is_strict(tmp_path, idc_weights):
     path = tmp_path / "siggraph17-df00044c.pth"
     torch.save(idc_weights, path)
-    loaded = load_idc(path)
+    loaded = load_backbone(path, "idc", IDC())
     assert not loaded.training
     for key, value in loaded.state_dict().items():
         assert torch.equal(value, idc_weights[key]), key
@@ -154,7 +154,7 @@ def test_load_idc_is_strict(tmp_path, idc_weights):
     damaged["model_out.0.weight"] = torch.zeros(3, 128, 1, 1)
     torch.save(damaged, path)
     with pytest.raises(CheckpointError) as error:
-        load_idc(path)
+        load_backbone(path, "idc", IDC())
     text = str(error.value)
     assert "missing keys (1): model1.0.weight" in text
     assert "unexpected keys (1): model1.0.weight_renamed" in text

