@@ -1,4 +1,4 @@
-# make test   -- set up .venv if missing (or pyproject.toml changed), then run the tests
+# make test   -- set up .venv if missing (or pyproject.toml changed), then lint and run the tests
 # make train  -- set up .venv likewise, then train on the embedded sample data
 PYTHON ?= python3
 VENV := .venv
@@ -15,6 +15,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-all: $(STAMP)

@@ -6,7 +6,10 @@ then colours each in a fresh process (``colorize(cfg)``, the entry point's code 
 TCVCNet of random weights unless ``--ckpt``; timing does not depend on the weights) and
 reports frames/s, the peak resident set size (``ru_maxrss``), its growth over the process's
 RSS once the network is loaded, and the CUDA allocator's peak on GPU. Streaming should keep
-the long run's peak within 1.2× of the short run's. Prints a table; ``--out`` writes JSON.
+the long run's peak within 1.2× of the short run's. Then the short clip again, side by side
+(interleaved, ``--rounds`` times each, the best kept), as today's plain loop (``io_threads=false``,
+one clip a call), with decoding / encoding on threads, and with ``--clips-per-batch`` clips a
+network call: frames/s and the ratio to the plain loop. Prints tables; ``--out`` writes JSON.
 
     python scripts/bench_colorize.py --out bench_colorize.json                    # 30 s 480p
     python scripts/bench_colorize.py --device cpu --resolution 64 --seconds 5     # CPU smoke
@@ -55,9 +58,9 @@ def worker(args: argparse.Namespace) -> None:
     import torch
     from hydra import compose, initialize_config_dir
 
+    from tcvc.inference import load_net, pick_device
     from tcvc.nets import TCVCNet
     from tcvc.tasks.colorize import colorize
-    from tcvc.tasks.common import load_net, pick_device
 
     device = pick_device(args.device)
     net = load_net(args.ckpt) if args.ckpt else TCVCNet().eval()
@@ -70,10 +73,12 @@ def worker(args: argparse.Namespace) -> None:
         f"input={args.input}",
         f"output={args.output}",
         "ckpt=unused",
-        f"resolution={args.resolution}",
-        f"device={device}",
-        f"precision={args.precision}",
-        f"sampling={args.sampling}",
+        f"inference.resolution={args.resolution}",
+        f"inference.device={device}",
+        f"inference.precision={args.precision}",
+        f"inference.sampling={args.sampling}",
+        f"inference.clips_per_batch={args.clips_per_batch}",
+        f"io_threads={'true' if args.io_threads else 'false'}",
         "progress=false",
         "overwrite=true",
     ]
@@ -106,7 +111,14 @@ def _rss_now_mb() -> float:
     return float("nan")
 
 
-def run_worker(args: argparse.Namespace, source: Path, output: Path) -> dict:
+def run_worker(
+    args: argparse.Namespace,
+    source: Path,
+    output: Path,
+    *,
+    io_threads: bool = True,
+    clips_per_batch: int = 1,
+) -> dict:
     command = [
         sys.executable,
         __file__,
@@ -117,6 +129,8 @@ def run_worker(args: argparse.Namespace, source: Path, output: Path) -> dict:
         f"--resolution={args.resolution}",
         f"--precision={args.precision}",
         f"--sampling={args.sampling}",
+        f"--clips-per-batch={clips_per_batch}",
+        f"--io-threads={int(io_threads)}",
     ]
     if args.ckpt:
         command.append(f"--ckpt={args.ckpt}")
@@ -137,6 +151,11 @@ def main() -> None:
     parser.add_argument("--fps", type=int, default=30)
     parser.add_argument("--repeat", type=int, default=10, help="the long clip: short × repeat")
     parser.add_argument("--ckpt", default=None, help="weights (default: random)")
+    parser.add_argument(
+        "--clips-per-batch", type=int, default=4, help="the batched variant's clips per call"
+    )
+    parser.add_argument("--rounds", type=int, default=2, help="runs of each variant (best kept)")
+    parser.add_argument("--io-threads", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--workdir", default=None, help="where the clips go (default: a temp dir)")
     parser.add_argument("--out", default=None, help="write the results here as JSON")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -147,6 +166,14 @@ def main() -> None:
         worker(args)
         return
 
+    variants = {
+        "plain": {"io_threads": False, "clips_per_batch": 1},
+        "threads": {"io_threads": True, "clips_per_batch": 1},
+        f"threads+batch{args.clips_per_batch}": {
+            "io_threads": True,
+            "clips_per_batch": args.clips_per_batch,
+        },
+    }
     with tempfile.TemporaryDirectory(dir=args.workdir) as folder:
         folder = Path(folder)
         runs = {}
@@ -157,6 +184,14 @@ def main() -> None:
             )
             print(f"{name}: {frames} frames of {args.height}p, colourising...", file=sys.stderr)
             runs[name] = run_worker(args, clip, folder / f"{name}_color.mp4")
+            if name == "short":
+                side_by_side: dict[str, list[dict]] = {v: [] for v in variants}
+                for round_ in range(args.rounds):
+                    for variant, options in variants.items():
+                        print(f"  {variant}, round {round_ + 1}...", file=sys.stderr)
+                        side_by_side[variant].append(
+                            run_worker(args, clip, folder / f"{variant}.mp4", **options)
+                        )
             clip.unlink()
 
     short, long = runs["short"], runs["long"]
@@ -180,6 +215,13 @@ def main() -> None:
         )
     verdict = "ok" if ratio <= 1.2 else "TOO HIGH"
     print(f"peak RSS long/short: {ratio:.3f} (target ≤ 1.2: {verdict})")
+    best = {v: max(r["frames_per_s"] for r in rs) for v, rs in side_by_side.items()}
+    print(f"\nshort clip, side by side (best of {args.rounds} interleaved rounds)")
+    header = f"{'variant':<16} {'frames/s':>9} {'× plain':>8}"
+    print(header)
+    print("-" * len(header))
+    for variant, value in best.items():
+        print(f"{variant:<16} {value:>9.2f} {value / best['plain']:>8.3f}")
     if args.out:
         report = {
             "settings": {
@@ -188,6 +230,8 @@ def main() -> None:
             "machine": {"python": platform.python_version(), "platform": platform.platform()},
             "runs": runs,
             "peak_rss_ratio_long_short": ratio,
+            "variants": {v: {**variants[v], "runs": rs} for v, rs in side_by_side.items()},
+            "variant_frames_per_s_over_plain": {v: best[v] / best["plain"] for v in best},
         }
         Path(args.out).write_text(json.dumps(report, indent=2))
         print(f"wrote {args.out}")

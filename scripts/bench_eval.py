@@ -5,8 +5,8 @@ bigbuckbunny.mp4 at ``--height`` lines, 16:9, as PNG frames), writes a TCVC chec
 weights (timing does not depend on the weights; ``--ckpt`` to use yours), and runs the paper's
 protocol on it (``evaluate(cfg)``, the code path of ``eval.py``: TCVC at interval 17 and a
 256×256 working size, the IDC and gray baselines, every metric whose weights are here). Reports
-each part's seconds from ``metrics.json`` and their ratio to TCVC inference alone; the issue's
-target is a whole evaluation within 2× of inference on a 100-frame 480p video. Prints a table;
+each part's seconds from ``metrics.json`` and their ratio to TCVC inference alone; the
+target: a whole evaluation within 2× of inference on a 100-frame 480p video. Prints a table;
 ``--out`` writes JSON.
 
     python scripts/bench_eval.py --out bench_eval.json             # 100 frames of 480p
@@ -53,7 +53,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=100)
     parser.add_argument("--height", type=int, default=480, help="lines of the test video (16:9)")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--sampling", default="one", choices=["one", "multi"])
+    parser.add_argument("--sampling", default="single", choices=["single", "multi"])
     parser.add_argument("--baselines", default="idc,gray,gt", help="comma-separated, or none")
     parser.add_argument("--ckpt", default=None, help="weights (default: random, generated)")
     parser.add_argument("--workdir", default=None, help="where the data go (default: temp dir)")
@@ -81,8 +81,8 @@ def main() -> None:
             "data.sample_dir=null",
             f"paths.output_dir={folder / 'run'}",
             f"paths.work_dir={ROOT}",
-            f"device={args.device}",
-            f"eval.sampling={args.sampling}",
+            f"inference.device={args.device}",
+            f"inference.sampling={args.sampling}",
             f"eval.baselines=[{','.join(baselines)}]",
             "eval.num_comparison_videos=0",
             "~logger",

