@@ -194,7 +194,7 @@ class IDCFrames:
     def colorize(self, run, video, networks, options, *, batch_size, step) -> Tensor:
         if networks.idc is None:
             raise UserError("the IDC baseline needs IDC weights (model.idc_weights=...)")
-        with options.autocast():
+        with options.numerics():
             ab = idc_ab(
                 networks.idc,
                 video.L,

@@ -57,12 +57,12 @@ def load_net(
 
 def network_fn(net: nn.Module, options: InferenceOptions) -> NetFn:
     """``net.colorize_clip`` as the passes call it: ``options.flow_batch`` FlowNet2 pairs a
-    call, under ``options.autocast()`` (FlowNet2 in float32 with ``options.flownet_fp32``: it
+    call, under ``options.numerics()`` (FlowNet2 in float32 with ``options.flownet_fp32``: it
     sets ``net.flownet_fp32``), ab returned as float32."""
     net.flownet_fp32 = options.flownet_fp32
 
     def run(L: Tensor) -> Tensor:
-        with options.autocast():
+        with options.numerics():
             return net.colorize_clip(L, flow_batch=options.flow_batch).float()
 
     return run
