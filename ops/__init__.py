@@ -9,6 +9,13 @@ run the kernels of ``ops/csrc/<op>.cu``, compiled on the first CUDA call (import
 compiles nothing; ``ops._build`` builds, ``ops._common`` holds what the three share, including
 the fallback to the references where the kernels cannot be built).
 
+Each op is registered the same way: ``tcvc::<op>`` and ``tcvc::<op>_backward``
+(``torch.library.custom_op``) run the references by default (CPU, MPS, ...; on CUDA also
+float64); other CUDA tensors run the kernels of ``ops/csrc/<op>.cu`` (built on the first CUDA
+call; where they cannot be built, the references with one warning, see ``ops._common``).
+``register_fake`` gives shapes for tracing, ``register_autograd`` calls the backward op, so the
+CUDA backward is a kernel too.
+
 The package attributes ``ops.correlation``, ``ops.resample2d`` and ``ops.channel_norm`` are the
 functions; ``from ops.correlation import correlation_reference`` (etc.) reaches the modules.
 """

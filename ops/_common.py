@@ -65,3 +65,13 @@ def _build_error() -> _build.BuildError | None:
         )
         return error
     return None
+
+
+def _check_same_dtype_and_device(what: str, first: Tensor, second: Tensor) -> None:
+    """``ValueError`` naming ``what`` (e.g. "correlation inputs") unless both tensors share
+    their dtype and device."""
+    if first.dtype != second.dtype or first.device != second.device:
+        raise ValueError(
+            f"{what} must share dtype and device, got {first.dtype}/{first.device} and "
+            f"{second.dtype}/{second.device}"
+        )

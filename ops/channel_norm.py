@@ -7,10 +7,8 @@ NVIDIA's (flownet2-pytorch ``channelnorm_package``): ``grad · x / (norm + 1e-9)
   floating dtype (half and bfloat16 accumulated in float32, as the kernels do). Autograd through
   the forward reference gives the same gradient except at x = 0, where it is NaN.
 - ``tcvc::channel_norm`` and ``tcvc::channel_norm_backward`` (``torch.library.custom_op``): the
-  references by default (CPU, MPS, ...; on CUDA also float64); other CUDA tensors run the kernels
-  of ``ops/csrc/channel_norm.cu`` (built on the first CUDA call; where they cannot be built, the
-  references with one warning, see ``ops._common``). ``register_fake`` gives shapes for tracing,
-  ``register_autograd`` calls the backward op, so the CUDA backward is a kernel too.
+  kernels of ``ops/csrc/channel_norm.cu`` on CUDA, the references elsewhere (the registration every op
+  shares: ``ops/__init__.py``).
 """
 
 from __future__ import annotations

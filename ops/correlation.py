@@ -34,7 +34,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ops._common import _KERNEL_DTYPES, _check_4d_float, _compute_dtype, _cuda_ops
+from ops._common import (
+    _KERNEL_DTYPES,
+    _check_4d_float,
+    _check_same_dtype_and_device,
+    _compute_dtype,
+    _cuda_ops,
+)
 
 __all__ = [
     "check_correlation_inputs",
@@ -108,11 +114,7 @@ def check_correlation_inputs(input1: Tensor, input2: Tensor, **params: int) -> N
             f"correlation inputs must have the same shape, got {tuple(input1.shape)} and "
             f"{tuple(input2.shape)}"
         )
-    if input1.dtype != input2.dtype or input1.device != input2.device:
-        raise ValueError(
-            f"correlation inputs must share dtype and device, got {input1.dtype}/{input1.device} "
-            f"and {input2.dtype}/{input2.device}"
-        )
+    _check_same_dtype_and_device("correlation inputs", input1, input2)
     correlation_output_shape(input1.shape, **params)
 
 

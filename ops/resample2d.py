@@ -12,10 +12,8 @@ where both corners clamp to the same pixel).
   do); autograd through the forward reference gives the same gradients.
   ``check_resample2d_inputs``: the input checks.
 - ``tcvc::resample2d`` and ``tcvc::resample2d_backward`` (``torch.library.custom_op``): the
-  references by default (CPU, MPS, ...; on CUDA also float64); other CUDA tensors run the kernels
-  of ``ops/csrc/resample2d.cu`` (built on the first CUDA call; where they cannot be built, the
-  references with one warning, see ``ops._common``). ``register_fake`` gives shapes for tracing,
-  ``register_autograd`` calls the backward op, so the CUDA backward is a kernel too.
+  kernels of ``ops/csrc/resample2d.cu`` on CUDA, the references elsewhere (the registration every op
+  shares: ``ops/__init__.py``).
 """
 
 from __future__ import annotations
@@ -23,7 +21,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ops._common import _KERNEL_DTYPES, _check_4d_float, _compute_dtype, _cuda_ops
+from ops._common import (
+    _KERNEL_DTYPES,
+    _check_4d_float,
+    _check_same_dtype_and_device,
+    _compute_dtype,
+    _cuda_ops,
+)
 
 __all__ = [
     "check_resample2d_inputs",
@@ -48,11 +52,7 @@ def check_resample2d_inputs(image: Tensor, flow: Tensor) -> None:
             f"resample2d: flow must be B×2×H×W = {(b, 2, h, w)} for image {tuple(image.shape)}, "
             f"got {tuple(flow.shape)}"
         )
-    if image.dtype != flow.dtype or image.device != flow.device:
-        raise ValueError(
-            f"resample2d: image and flow must share dtype and device, got "
-            f"{image.dtype}/{image.device} and {flow.dtype}/{flow.device}"
-        )
+    _check_same_dtype_and_device("resample2d: image and flow", image, flow)
 
 
 def _bilinear_corners(flow: Tensor, height: int, width: int):

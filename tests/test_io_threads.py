@@ -14,21 +14,14 @@ from tcvc.io.threads import BackgroundWriter, Prefetch
 
 
 def test_prefetch_keeps_the_order_and_reads_at_most_depth_ahead():
-    pulled = 0
-
-    def counting():
-        nonlocal pulled
-        for index in itertools.count():
-            pulled += 1
-            yield index
-
-    prefetch = Prefetch(counting(), depth=3)
+    read: list[int] = []  # what the thread has taken from the source
+    prefetch = Prefetch((read.append(i) or i for i in itertools.count()), depth=3)
     ahead = []
     try:
         for count, item in enumerate(itertools.islice(prefetch, 50), start=1):
             assert item == count - 1
             time.sleep(0.002)  # let the thread fill the queue
-            ahead.append(pulled - count)
+            ahead.append(len(read) - count)
     finally:
         prefetch.close()  # stops an endless producer blocked on a full queue
     assert max(ahead) <= 3 + 1  # the queue, and the item waiting to be put

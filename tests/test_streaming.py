@@ -99,9 +99,11 @@ def test_stream_ab_equals_whole_clips_with_the_real_network(tcvc_net):
     assert torch.equal(out, expected)
 
 
-def test_stream_holds_at_most_one_clip_whatever_the_length():
-    """Frames are pulled lazily: never more than interval + 2 read and not yet yielded, also
-    from an endless stream (whose first outputs still arrive)."""
+@pytest.mark.parametrize("clips_per_batch", [1, 3])
+def test_stream_holds_at_most_one_clip_whatever_the_length(clips_per_batch):
+    """Frames are pulled lazily: never more than interval + 2 read and not yet yielded (with
+    batched clips: that many clips sharing anchors), also from an endless stream (whose first
+    outputs still arrive)."""
     interval = 5
     pulled = 0
 
@@ -112,12 +114,15 @@ def test_stream_holds_at_most_one_clip_whatever_the_length():
             yield torch.full((1, 8, 8), (index % 50) / 100 - 0.25)
 
     held = []
-    outputs = stream_ab(clip_net, endless(), interval=interval, resolution="native")
+    outputs = stream_ab(
+        clip_net, endless(), interval=interval, resolution="native", clips_per_batch=clips_per_batch
+    )
     for count, (L, _) in enumerate(itertools.islice(outputs, 500), start=1):
         held.append(pulled - count)
         assert L[0, 0, 0] == pytest.approx(((count - 1) % 50) / 100 - 0.25)
-    assert max(held) <= interval + 2
-    assert pulled <= 500 + interval + 2
+    bound = clips_per_batch * (interval + 1) + 1  # 1 clip: interval + 2
+    assert max(held) <= bound
+    assert pulled <= 500 + bound
 
 
 @pytest.mark.parametrize("clips_per_batch", [2, 3])
@@ -153,25 +158,6 @@ def test_batched_clips_with_the_real_network(tcvc_net):
     )
     # FlowNet2 batched differently: float round-off only (the README's 2e-4 end to end)
     torch.testing.assert_close(torch.stack([ab for _, ab in batched]), one, atol=2e-4, rtol=0)
-
-
-def test_batched_stream_holds_at_most_its_clips():
-    interval, clips_per_batch = 5, 3
-    pulled = 0
-
-    def endless():
-        nonlocal pulled
-        for index in itertools.count():
-            pulled += 1
-            yield torch.full((1, 8, 8), (index % 50) / 100 - 0.25)
-
-    held = []
-    outputs = stream_ab(
-        clip_net, endless(), interval=interval, resolution="native", clips_per_batch=3
-    )
-    for count, _ in enumerate(itertools.islice(outputs, 500), start=1):
-        held.append(pulled - count)
-    assert max(held) <= clips_per_batch * (interval + 1) + 1
 
 
 def test_multi_sampling_stream_holds_at_most_the_longer_clip():
