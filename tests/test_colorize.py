@@ -332,7 +332,7 @@ def test_truncated_input_kept_up_to_the_failure(clips, original_checkpoint, tmp_
         ({"interval": 0}, "interval must be integers ≥ 1"),
         ({"scene_cut_threshold": -1}, "scene_cut_threshold must be ≥ 0"),
         ({"output": "OUT/color.avi"}, "must be an .mp4 file or a folder"),
-        ({"precision": "fp16"}, "precision must be one of fp32, bf16"),
+        ({"precision": "fp16"}, "precision must be one of fp32, tf32, bf16"),
         ({"gamut": "wide"}, "gamut must be one of keep_luminance, clip"),
         ({"on_decode_error": "skip"}, "on_decode_error must be one of raise, keep"),
         ({"flow_batch": 0}, "flow_batch must be an integer ≥ 1"),
