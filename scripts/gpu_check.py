@@ -682,6 +682,36 @@ def step_flownet2(ctx: Context, record: Record) -> None:
                     row["ops_share"] = round(share, 4)
                 print(json.dumps(row), flush=True)
                 record.append("rows", row)
+    record.set("bf16_flow_error_px", _bf16_flow_error(net, device, *sizes[0]))
+
+
+def _bf16_flow_error(net, device, height: int, width: int) -> dict:
+    """What bf16 autocast costs FlowNet2's flow on one pair (what ``inference.flownet_fp32``
+    avoids): |bf16 − fp32| in pixels (fp32 with TF32 off), next to the flow's own size."""
+    import torch
+
+    generator = torch.Generator().manual_seed(1)
+    image1 = torch.rand(1, 3, height, width, generator=generator).to(device)
+    image2 = torch.roll(image1, shifts=(4, 6), dims=(2, 3))
+    saved = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        with torch.no_grad():
+            reference = net(image1, image2).float()
+            with torch.autocast(device.type, dtype=torch.bfloat16):
+                rounded = net(image1, image2).float()
+    finally:
+        torch.backends.cudnn.allow_tf32 = saved
+    error = (rounded - reference).abs().flatten().cpu()
+    result = {
+        "size": f"{height}x{width}",
+        "mean": round(float(error.mean()), 5),
+        "p99": round(float(torch.quantile(error, 0.99)), 5),
+        "max": round(float(error.max()), 5),
+        "flow_mean_abs_px": round(float(reference.abs().mean()), 4),
+    }
+    print(json.dumps({"bf16_flow_error_px": result}), flush=True)
+    return result
 
 
 def _backend_flags() -> dict:
@@ -711,9 +741,16 @@ def _peak_mib() -> float | None:
 
 def summarize_flownet2(data: dict) -> str:
     rows = data.get("rows", [])
-    return ", ".join(
+    text = ", ".join(
         f"{r['size']} {r['precision']} b{r['batch']} {r['pairs_per_s']} pairs/s" for r in rows
     )
+    error = data.get("bf16_flow_error_px")
+    if error:
+        text += (
+            f"; bf16 flow error {error['mean']} px mean, {error['max']} max "
+            f"(flow {error['flow_mean_abs_px']} px)"
+        )
+    return text
 
 
 # ---------------------------------------------------------------------------------------------
