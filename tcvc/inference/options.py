@@ -50,6 +50,7 @@ class InferenceOptions:
     clips_per_batch: int = 1
     precision: str = "fp32"
     flownet_fp32: bool = False
+    channels_last: bool = False
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     gamut: Gamut = "keep_luminance"
     scene_cut_threshold: float | None = None
@@ -113,6 +114,7 @@ class InferenceOptions:
             clips_per_batch=clips_per_batch,
             precision=precision,
             flownet_fp32=bool(get("flownet_fp32", False)),
+            channels_last=bool(get("channels_last", False)),
             device=device,
             gamut=choice("gamut", GAMUTS, "keep_luminance"),  # type: ignore[arg-type]
             scene_cut_threshold=_threshold(

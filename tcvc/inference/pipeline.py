@@ -58,8 +58,16 @@ def load_net(
 def network_fn(net: nn.Module, options: InferenceOptions) -> NetFn:
     """``net.colorize_clip`` as the passes call it: ``options.flow_batch`` FlowNet2 pairs a
     call, under ``options.numerics()`` (FlowNet2 in float32 with ``options.flownet_fp32``: it
-    sets ``net.flownet_fp32``), ab returned as float32."""
+    sets ``net.flownet_fp32``; the heads and IDC in channels-last layout with
+    ``options.channels_last``), ab returned as float32."""
     net.flownet_fp32 = options.flownet_fp32
+    # the heads' and IDC's convolutions in NHWC (faster convolutions on tensor cores); the
+    # network's outputs are the same up to float round-off (FlowNet2's ops take any layout)
+    layout = torch.channels_last if options.channels_last else torch.contiguous_format
+    for name in ("head", "idc"):
+        module = getattr(net, name, None)
+        if module is not None:
+            module.to(memory_format=layout)
 
     def run(L: Tensor) -> Tensor:
         with options.numerics():
