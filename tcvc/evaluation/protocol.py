@@ -50,11 +50,11 @@ def colorize_and_score(
     flow_fn,
     batch_size: int,
     step: Callable[[], None],
-    is_method_under_test: Callable[[Entry], bool],
+    method_under_test: object,
 ) -> tuple[dict[str, Tensor], dict[str, dict[str, float]], dict[str, float]]:
     """({run name: uint8 T×H×W×3}, {run name: {metric: value}}, timings) of one test video.
 
-    ``inference_s`` times the runs of the method under test, ``baselines_s`` the others,
+    ``inference_s`` times the runs of ``method_under_test``, ``baselines_s`` the others,
     ``metrics_s`` the scoring.
     """
     outputs: dict[str, Tensor] = {}
@@ -66,7 +66,7 @@ def colorize_and_score(
                 entry.run, video, networks, options, batch_size=batch_size, step=step
             )
             sync(options.device)
-            key = "inference_s" if is_method_under_test(entry) else "baselines_s"
+            key = "inference_s" if entry.method is method_under_test else "baselines_s"
             timing[key] += time.perf_counter() - start
         start = time.perf_counter()
         scores = score_video(

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from tcvc import metrics
 from tcvc.inference import Resolution, network_size
+from tcvc.inference.resolution import to_network_size
 
 __all__ = [
     "GROUND_TRUTH",
@@ -47,15 +48,10 @@ def flow_at_resolution(flownet: nn.Module, *, resolution: Resolution = 256) -> m
     def flow_fn(frames_a: Tensor, frames_b: Tensor) -> Tensor:
         height, width = frames_a.shape[-2:]
         size = network_size(height, width, resolution)
-        if resolution == "native":
-            pad = (0, size[1] - width, 0, size[0] - height)
-            a, b = (F.pad(x, pad, mode="replicate") for x in (frames_a, frames_b))
-            return flownet(a, b)[..., :height, :width].float()
-        a, b = (
-            F.interpolate(x, size=size, mode="bilinear", align_corners=False)
-            for x in (frames_a, frames_b)
-        )
+        a, b = (to_network_size(x, size, resolution) for x in (frames_a, frames_b))
         flow = flownet(a, b).float()
+        if resolution == "native":
+            return flow[..., :height, :width]
         if size == (height, width):
             return flow
         flow = F.interpolate(flow, size=(height, width), mode="bilinear", align_corners=False)

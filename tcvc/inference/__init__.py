@@ -22,7 +22,6 @@ from tcvc.inference.options import InferenceOptions, parse_resolution, pick_devi
 from tcvc.inference.output import GAMUTS, Gamut, join_passes, lab_to_rgb_in_gamut
 from tcvc.inference.pipeline import (
     NetFn,
-    colorize_stream,
     colorize_video,
     load_net,
     network_fn,
@@ -41,7 +40,6 @@ __all__ = [
     "SceneCutDetector",
     "anchor_clips",
     "colorize_frames",
-    "colorize_stream",
     "colorize_video",
     "frame_to_L",
     "frames_to_L",

@@ -27,7 +27,7 @@ from tcvc.inference.lightness import frame_to_L
 from tcvc.inference.options import InferenceOptions
 from tcvc.inference.output import join_passes
 
-__all__ = ["NetFn", "colorize_stream", "colorize_video", "load_net", "network_fn"]
+__all__ = ["NetFn", "colorize_video", "load_net", "network_fn"]
 
 NetFn = Callable[[Tensor], Tensor]  # B×T×1×h×w normalised L -> B×T×2×h×w ab / 110
 
@@ -144,32 +144,3 @@ def colorize_video(
         for done in stream.finish():
             collect(*done, which)
     yield from ready()
-
-
-def colorize_stream(
-    net_fn: NetFn,
-    frames: Iterable[np.ndarray | Tensor],
-    *,
-    interval: int | Iterable[int] = 17,
-    resolution=256,
-    scene_cut_threshold: float | None = None,
-    lightness: str = "lab",
-    gamut: str = "keep_luminance",
-    device: torch.device | str | None = None,
-    clips_per_batch: int = 1,
-    detector: SceneCutDetector | None = None,
-) -> Iterator[np.ndarray]:
-    """``colorize_video`` with the options as keywords, numpy H×W×3 uint8 frames out (for
-    scripts and tests; ``interval`` a sequence: one pass each, averaged)."""
-    intervals = (interval,) if isinstance(interval, int) else tuple(interval)
-    options = InferenceOptions(
-        interval=intervals[:1],
-        resolution=resolution,
-        device=torch.device(device) if device is not None else torch.device("cpu"),
-        gamut=gamut,
-        scene_cut_threshold=scene_cut_threshold or None,
-        lightness=lightness,
-        clips_per_batch=clips_per_batch,
-    )
-    for frame in colorize_video(net_fn, frames, options, intervals=intervals, detector=detector):
-        yield frame.cpu().numpy()

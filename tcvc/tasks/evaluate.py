@@ -176,7 +176,9 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
             start = time.perf_counter()
             frames = read_frames(found.frames[0].parent, max_frames=settings.max_frames)
             gt = torch.from_numpy(frames).to(options.device)
-            video = TestVideo(name=found.name, gt=gt, L=frames_to_L(gt))
+            video = TestVideo(
+                name=found.name, gt=gt, L=frames_to_L(gt, lightness=options.lightness)
+            )
             timing = {"read_s": time.perf_counter() - start}
             steps = sum(
                 e.method.steps(e.run, len(frames), options, settings.batch_size) for e in entries
@@ -197,7 +199,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
                     flow_fn=flow_fn,
                     batch_size=settings.batch_size,
                     step=lambda: bar.update(1),
-                    is_method_under_test=lambda entry: entry.method is method,
+                    method_under_test=method,
                 )
             timing.update(colour_timing)
             if fid is not None and fid.available:

@@ -271,16 +271,17 @@ def test_python_routing_mirrors_kernel_limits():
     assert not covers(torch.float64, 1, 20, 1, 2)
 
 
+def kernel_params(setting: tuple[int, int, int, int]) -> dict[str, int]:
+    """A ``KERNEL_SETTINGS`` entry (pad, max displacement, stride1, stride2) as the op's
+    keyword arguments (kernel size 1, the compiled kernel's)."""
+    pad, md, s1, s2 = setting
+    return {"pad_size": pad, "kernel_size": 1, "max_displacement": md, "stride1": s1, "stride2": s2}
+
+
 @pytest.mark.parametrize("setting", KERNEL_SETTINGS, ids=str)
 def test_kernel_emulation(emulator, tmp_path, setting):
     pad, md, s1, s2 = setting
-    params = {
-        "pad_size": pad,
-        "kernel_size": 1,
-        "max_displacement": md,
-        "stride1": s1,
-        "stride2": s2,
-    }
+    params = kernel_params(setting)
     torch.manual_seed(0)
     # 40 channels: two forward chunks (32 + 8), one partial grad-input1 chunk, two grad-input2
     # chunks; 37 columns: a full and a partial column tile.
@@ -305,14 +306,7 @@ def test_kernel_emulation(emulator, tmp_path, setting):
 @pytest.mark.parametrize("device", DEVICES)
 def test_op_matches_reference(device, setting, dtype):
     """The op (on CUDA the compiled kernels) against the float64 reference, forward and backward."""
-    pad, md, s1, s2 = setting
-    params = {
-        "pad_size": pad,
-        "kernel_size": 1,
-        "max_displacement": md,
-        "stride1": s1,
-        "stride2": s2,
-    }
+    params = kernel_params(setting)
     torch.manual_seed(3)
     f1 = torch.randn(2, 67, 29, 45, dtype=torch.float64)
     f2 = torch.randn(2, 67, 29, 45, dtype=torch.float64)
