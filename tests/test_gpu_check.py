@@ -17,7 +17,16 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "gpu_check.py"
-STEPS = ["environment", "pytest_gpu", "ops", "flownet2", "tcvcnet", "training", "colorize"]
+STEPS = [
+    "environment",
+    "pytest_gpu",
+    "ops",
+    "flownet2",
+    "tcvcnet",
+    "training",
+    "colorize",
+    "compiled",
+]
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +49,7 @@ def test_the_dry_run_runs_every_step(dry_run):
     done, out = dry_run
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     for index, name in enumerate(STEPS, 1):
-        assert f"[{index}/7] {name} ... " in done.stdout
+        assert f"[{index}/{len(STEPS)}] {name} ... " in done.stdout
         result = json.loads((out / f"{index:02d}_{name}.json").read_text())
         assert (out / f"{index:02d}_{name}.log").is_file()
         assert result["step"] == name and result["index"] == index
@@ -58,10 +67,13 @@ def test_gpu_only_parts_are_skipped_with_a_reason(dry_run):
     ops = results["ops"]["data"]
     assert ops["peer"]["status"].startswith("skipped: dry run")
     assert {row["op"] for row in ops["accuracy"]} == {"correlation", "resample2d", "channel_norm"}
-    for step in ("flownet2", "tcvcnet", "training", "colorize"):
+    for step in ("flownet2", "tcvcnet", "training", "colorize", "compiled"):
         assert results[step]["data"]["bf16"].startswith("skipped: dry run"), step
     assert results["training"]["data"]["result"]["steps"] == 2
     assert results["colorize"]["data"]["result"]["frames"] == 4
+    compiled = {row["mode"]: row for row in results["compiled"]["data"]["rows"]}
+    assert set(compiled) == {"eager", "default"}
+    assert compiled["default"]["max_abs_diff_vs_eager"] < 2e-4
     assert all("log_tail" in r for r in results.values())
 
 

