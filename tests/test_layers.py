@@ -21,6 +21,7 @@ LAYERS = {
     "tcvc.testing": 2,
     "tcvc.data": 3,
     "tcvc.inference": 3,
+    "tcvc.weights": 3,  # verifies with tcvc.nets; the tasks' config layer resolves `released`
     "tcvc.evaluation": 4,
     "tcvc.models": 4,
     "tcvc.callbacks": 4,

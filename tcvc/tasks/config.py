@@ -11,6 +11,11 @@ sets it, and registers the ``wandb_offline`` resolver.
 ``check_renamed(task, keys)``: an option that has a new name is refused with one line naming it,
 on the command line (``refuse_renamed_overrides``, before Hydra would say only "not in struct")
 and in a composed config (a config file may still set an old key).
+
+``resolve_released(cfg)`` (``run_task``, before the task sees the config): an option of
+``RELEASED_OPTIONS`` set to ``released`` (``ckpt=released``, ``model.idc_weights=released``, ...)
+becomes the path of that released file in the weights cache (``tcvc.weights``), or a one-line
+error saying how to fetch it.
 """
 
 from __future__ import annotations
@@ -26,12 +31,14 @@ from omegaconf import DictConfig, OmegaConf
 from tcvc.errors import UserError
 
 __all__ = [
+    "RELEASED_OPTIONS",
     "RENAMED",
     "ROOT",
     "check_renamed",
     "configure",
     "refuse_renamed_config",
     "refuse_renamed_overrides",
+    "resolve_released",
     "run_task",
 ]
 
@@ -70,6 +77,15 @@ RENAMED: dict[str, dict[str, str]] = {
         "debug=true": "tracebacks=true (debug= picks a conf/debug/ config: debug=fdr)",
         "model.flownet2_weights": "model.flownet_weights",
     },
+}
+
+
+# option -> the released file its value `released` names (python -m tcvc.weights fetch)
+RELEASED_OPTIONS: dict[str, str] = {
+    "ckpt": "80000_G.pth",
+    "model.tcvc_weights": "80000_G.pth",
+    "model.flownet_weights": "FlowNet2_checkpoint.pth.tar",
+    "model.idc_weights": "siggraph17-df00044c.pth",
 }
 
 
@@ -132,10 +148,24 @@ def refuse_renamed_config(task: str, cfg: DictConfig) -> None:
     check_renamed(task, _dotted_keys(cfg))
 
 
+def resolve_released(cfg: DictConfig) -> DictConfig:
+    """Set each option of ``RELEASED_OPTIONS`` whose value is ``released`` to its file in the
+    weights cache (``tcvc.weights.released_path``; ``UserError`` in one line when it is not
+    there); returns ``cfg``, changed in place."""
+    from tcvc.weights import released_path
+
+    for key, name in RELEASED_OPTIONS.items():
+        value = OmegaConf.select(cfg, key, default=None, throw_on_resolution_failure=False)
+        if value == "released":
+            OmegaConf.update(cfg, key, str(released_path(name, option=key)), merge=False)
+    return cfg
+
+
 def run_task(task: str, fn: Callable[[DictConfig], Any]) -> None:
     """Run ``fn`` on ``conf/<task>.yaml`` composed with the command line's overrides, as an
-    entry point: renamed options refused first, user errors one line, and (train.py's sweeps)
-    the value of ``optimized_metric`` returned to Hydra's sweeper."""
+    entry point: renamed options refused first, ``released`` weights resolved
+    (``resolve_released``), user errors one line, and (train.py's sweeps) the value of
+    ``optimized_metric`` returned to Hydra's sweeper."""
     import hydra
 
     from tcvc.tasks.errors import report_user_errors
@@ -145,7 +175,7 @@ def run_task(task: str, fn: Callable[[DictConfig], Any]) -> None:
 
     @hydra.main(version_base="1.3", config_path=str(ROOT / "conf"), config_name=task)
     def main(cfg: DictConfig) -> Any:
-        result = report_user_errors(fn)(cfg)
+        result = report_user_errors(lambda cfg: fn(resolve_released(cfg)))(cfg)
         objective = cfg.get("optimized_metric")  # conf/hparams_search/*.yaml
         return result.get(objective) if objective and isinstance(result, dict) else None
 
