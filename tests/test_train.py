@@ -374,6 +374,127 @@ def test_an_srl_step_changes_only_the_head(sample_dir):
     assert all(torch.equal(value, after[key]) for key, value in backbones.items())
 
 
+# ---- training hints (model.hints): SIGGRAPH'17's colour points on the anchors, opt-in --------------
+def test_the_hints_config_mirrors_the_sampler():
+    """`model.hints` holds HintSampler's fields with its defaults, off; each is an override."""
+    from dataclasses import asdict
+
+    from hydra.utils import instantiate
+
+    from tcvc.nets.hints import HintSampler
+
+    default = compose_train([]).model.hints
+    assert default._target_ == "tcvc.nets.hints.HintSampler"
+    settings = {k: v for k, v in default.items() if k != "_target_"}
+    assert settings == {**asdict(HintSampler()), "enabled": False}
+    assert instantiate(default) == HintSampler(enabled=False)
+    swept = compose_train(
+        ["model.hints.enabled=true", "model.hints.p=0.25", "model.hints.max_patch=5"]
+    )
+    assert instantiate(swept.model.hints) == HintSampler(p=0.25, max_patch=5)
+
+
+def hints_module(overrides: list[str]):
+    """The TCVCModule of the composed train config, with a zero-flow stand-in for FlowNet2 (the
+    flows do not matter here) and random backbones (a warning says so)."""
+    from hydra.utils import instantiate
+
+    cfg = compose_train(["model.flownet._target_=tcvc.testing.ZeroFlow", *overrides])
+    with pytest.warns(UserWarning, match="RANDOM"):
+        return instantiate(cfg.model)
+
+
+def one_batch(sample_dir: Path) -> dict:
+    from tcvc.data.clips import ClipDataset
+
+    dataset = ClipDataset([sample_dir / "train"], interval=2, crop_size=64, train=True)
+    return torch.utils.data.default_collate([dataset[0]])
+
+
+def test_a_training_step_with_hints_changes_only_the_head(sample_dir):
+    """`model.hints.enabled=true`: the anchors get hints from the clip's colours, IDC's anchor
+    ab follows them, and the step's gradient still reaches the head only; the backbones
+    (BatchNorm statistics included) are bit for bit as before the optimizer step."""
+    torch.manual_seed(0)
+    module = hints_module(["model.hints.enabled=true", "model.hints.p=0.05"])  # ~19 points
+    module.train()
+    batch = one_batch(sample_dir)
+    hints = module.anchor_hints(batch)
+    assert hints.ab.shape == (1, 2, 2, 64, 64) and hints.mask.shape == (1, 2, 1, 64, 64)
+    assert (hints.mask.flatten(2).sum(2) > 0).all()  # both anchors hinted
+    hinted = hints.mask.bool().expand_as(hints.ab)
+    anchors_gt = batch["ab"][:, [0, -1]]
+    # a hint is a patch mean of the ground truth: near it, and zero where there is none
+    assert (hints.ab[hinted] - anchors_gt[hinted]).abs().mean() < anchors_gt.abs().mean()
+    assert not hints.ab[~hinted].any()
+
+    backbones = {
+        k: v.clone() for k, v in module.net.state_dict().items() if not k.startswith("head.")
+    }
+    optimizer = torch.optim.Adam(module.net.head.parameters(), lr=1e-3)
+    with torch.no_grad():
+        _, plain = module._step(batch)
+    terms, ab = module._step(batch, anchor_hints=hints)
+    assert (ab - plain)[:, [0, -1]].abs().max() > 1e-3  # the hints reach the anchors
+    assert terms["loss"] > 0 and terms["srl_1"] > 0
+    terms["loss"].backward()
+    with_grad = {n for n, p in module.net.named_parameters() if p.grad is not None}
+    head = {n for n, _ in module.net.named_parameters() if n.startswith("head.")}
+    assert with_grad == head
+    optimizer.step()
+    after = module.net.state_dict()
+    assert all(torch.equal(value, after[key]) for key, value in backbones.items())
+
+
+def test_with_hints_off_the_step_is_the_hintless_one(sample_dir):
+    """The default config (`model.hints.enabled: false`): no hints drawn (torch's random state
+    untouched) and the step bit for bit that of a module without a sampler."""
+    from tcvc.models import TCVCModule
+
+    torch.manual_seed(0)
+    module = hints_module([])
+    without = TCVCModule(net=module.net, loss=module.loss)  # hints=None: the step before hints
+    batch = one_batch(sample_dir)
+    state = torch.random.get_rng_state()
+    assert module.anchor_hints(batch) is None and without.anchor_hints(batch) is None
+    assert torch.equal(torch.random.get_rng_state(), state)
+    with torch.no_grad():
+        terms, ab = module._step(batch, anchor_hints=module.anchor_hints(batch))
+        plain_terms, plain_ab = without._step(batch)
+        flows = module._flows(batch)
+        direct = module.net.propagate(batch["L"], flows)
+    assert torch.equal(ab, plain_ab) and torch.equal(ab, direct)
+    assert all(torch.equal(terms[k], plain_terms[k]) for k in plain_terms)
+
+
+def test_training_steps_draw_hints_and_validation_does_not(
+    sample_dir, backbone_weights, tmp_path, monkeypatch
+):
+    """A fast_dev_run with `model.hints.enabled=true`: the training step colours its anchors
+    with hints, the validation step without (as inference does)."""
+    seen: list[bool] = []
+    propagate = TCVCNet.propagate
+
+    def recording(self, L, flows, *, anchor_hints=None):
+        seen.append(anchor_hints is not None)
+        return propagate(self, L, flows, anchor_hints=anchor_hints)
+
+    monkeypatch.setattr(TCVCNet, "propagate", recording)
+    cfg = compose_train(
+        ["debug=fdr", "logger=csv", f"paths.output_dir={tmp_path}", "model.hints.enabled=true"]
+        + [
+            "model.flownet._target_=tcvc.testing.ZeroFlow",
+            f"model.idc_weights={backbone_weights['idc']}",
+        ]
+        + SMALL
+        + data_overrides(sample_dir)
+    )
+    with pytest.warns(UserWarning, match="FlowNet2 weights not given"):  # the zero-flow stand-in
+        metrics = train(cfg)
+    assert seen == [True, False]
+    assert metrics["train/loss"] >= 0 and metrics["val/cdc"] >= 0
+
+
 def test_nan_loss_stops_with_a_clear_message(sample_dir, backbone_weights, tmp_path):
     from tcvc.models.tcvc_module import TrainingDiverged
 

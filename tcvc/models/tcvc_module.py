@@ -15,6 +15,7 @@ from tcvc.color import lab_normalized_to_rgb, rgb_float_to_uint8
 from tcvc.data.flow_cache import build_flow_cache, weights_fingerprint
 from tcvc.losses import TCVCLoss, srl_flow_pairs
 from tcvc.nets import TCVCNet, build_tcvc_net
+from tcvc.nets.hints import Hints, HintSampler
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,12 @@ class TCVCModule(pl.LightningModule):
     propagation's and the loss's) is computed once, without gradients, the clip's pairs batched
     through FlowNet2 (``TCVCNet.compute_flows``, 8 image pairs a call).
 
+    With ``hints`` enabled, each training step gives IDC on the two anchors colour hints drawn
+    from the batch's ground truth (``batch["ab"]``) with SIGGRAPH'17's sampling
+    (``tcvc.nets.hints.HintSampler``, torch's global random numbers: ``seed`` makes them
+    reproducible); off by default, the released TCVC's training (zero hints). Validation and
+    ``forward`` colour without hints, as inference does.
+
     Args mirror `conf/model/tcvc_idc.yaml`:
         loss: the training objective (`tcvc.losses.TCVCLoss`).
         optimizer / scheduler: partials from Hydra (`_partial_: true`), given the head's parameters
@@ -57,6 +64,7 @@ class TCVCModule(pl.LightningModule):
         idc / flownet: the backbone modules (the config's ``_target_``s; default ``IDC()`` and
             ``FlowNet2()``), loaded from the files above.
         flownet_fp32: FlowNet2 in float32 under bf16 autocast (``TCVCNet.flownet_fp32``).
+        hints: the training hints' sampler (``model.hints``); None or ``enabled=False``: none.
         net: a ready TCVCNet (tests); if given, the weight paths and backbones are ignored.
     """
 
@@ -72,11 +80,13 @@ class TCVCModule(pl.LightningModule):
         idc: nn.Module | None = None,
         flownet: nn.Module | None = None,
         flownet_fp32: bool = False,
+        hints: HintSampler | None = None,
         net: TCVCNet | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(
-            ignore=["net", "loss", "optimizer", "scheduler", "idc", "flownet"], logger=False
+            ignore=["net", "loss", "optimizer", "scheduler", "idc", "flownet", "hints"],
+            logger=False,
         )
         if net is None:
             net = build_tcvc_net(
@@ -89,6 +99,7 @@ class TCVCModule(pl.LightningModule):
         net.flownet_fp32 = flownet_fp32
         self.net = net
         self.loss = loss if loss is not None else TCVCLoss()
+        self.hints = hints
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self._batch_started = 0.0
@@ -169,10 +180,26 @@ class TCVCModule(pl.LightningModule):
                 flows.update(self.net.compute_flows(L, missing))
         return flows
 
-    def _step(self, batch: dict) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    def anchor_hints(self, batch: dict) -> Hints | None:
+        """Training hints for the anchors, drawn from ``batch["ab"]`` (B×T×2×H×W ab / 110):
+        ``Hints`` B×2×2×H×W, B×2×1×H×W (frames 0 and T−1), or None when hints are off."""
+        if self.hints is None or not self.hints.enabled:
+            return None
+        if batch.get("ab") is None:
+            raise ValueError(
+                "model.hints.enabled=true draws hints from the clips' colours, but the batch has "
+                "no ab (ground truth)"
+            )
+        anchors = batch["ab"][:, [0, -1]]  # B×2×2×H×W
+        hints = self.hints(anchors.flatten(0, 1))
+        return Hints(*(t.unflatten(0, anchors.shape[:2]) for t in hints))
+
+    def _step(
+        self, batch: dict, *, anchor_hints: Hints | None = None
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         L = batch["L"]
         flows = self._flows(batch)
-        ab = self.net.propagate(L, flows)
+        ab = self.net.propagate(L, flows, anchor_hints=anchor_hints)
         terms = self.loss(ab, L, flows, ab_target=batch.get("ab"))
         return terms, ab
 
@@ -180,7 +207,7 @@ class TCVCModule(pl.LightningModule):
         self._batch_started = time.perf_counter()
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        terms, _ = self._step(batch)
+        terms, _ = self._step(batch, anchor_hints=self.anchor_hints(batch))
         loss = terms["loss"]
         if not torch.isfinite(loss):
             raise TrainingDiverged(

@@ -8,6 +8,28 @@ Submodule names and ``nn.Sequential`` indices are those of the public weights fi
 ``siggraph17-df00044c.pth`` (``model1.0.weight`` ... ``model_out.0.weight``), so that file (and the
 ``fea_key.`` part of a TCVC checkpoint) loads strictly. ``model_class`` (the 529-way colour
 classifier) is stored in those files but TCVC never runs it.
+
+Hints (user colour points; the 4-channel input of the first conv), in the convention of the
+released weights:
+
+- The first conv sees ``cat[L, ab_hint, hint_mask − mask_center]``: L = (L* − 50) / 100
+  (B×1×H×W), ``ab_hint`` = ab / 110 (B×2×H×W, the hint's colour, 0 where there is none),
+  ``hint_mask`` B×1×H×W, 1 at a hinted pixel and 0 elsewhere (values in [0, 1] are accepted as
+  soft hints). richzhang/colorization ``colorizers/siggraph17.py`` (and base_color.py:
+  ``l_cent 50``, ``l_norm 100``, ``ab_norm 110``) builds ``cat(normalize_l(L), normalize_ab(ab),
+  mask_B)``; TCVC's copy (``codes/models/archs/colorizers/siggraph17.py``) takes L and ab already
+  normalised and concatenates the same three.
+- No hint = ab 0 and mask 0: both siggraph17.py files default ``input_B`` and ``mask_B`` to zeros,
+  and TCVC (``TCVC_IDC_arch.py``: ``self.fea_key(x)``) always runs it so. ``IDC(L)`` is that call.
+- ``mask_center`` (default 0) is what is subtracted from the mask. Neither siggraph17.py centres
+  it (the file that loads ``siggraph17-df00044c.pth`` passes ``mask_B`` as it is), and
+  colorization-pytorch's README says to set ``--mask_cent 0`` for the original Caffe weights
+  converted to PyTorch (which that file appears to be). That repository's own retrained weights
+  (``siggraph_retrained``) take ``mask_B − opt.mask_cent`` with ``mask_cent`` 0.5 (util/util.py
+  ``add_color_patches_rand_gt``, options/base_options.py): for them ``mask_center=0.5``, and
+  "no hint" is then −0.5. With ``mask_center=0`` nothing is subtracted, so zero hints give bit
+  for bit the hint-less output.
+- How SIGGRAPH'17 drew hints for training: ``tcvc.nets.hints``.
 """
 
 from __future__ import annotations
@@ -75,10 +97,17 @@ class IDC(nn.Module):
         model10up(conv9) + model1short10(conv1) -> model10 (ReLU, conv, LeakyReLU 0.2): 128 at H
         model_out: 1×1 conv 128 -> 2 and tanh (ab / 110).
         model_class: 1×1 conv 256 -> 529 (stored, unused).
+
+    Args:
+        num_classes: ``model_class``'s outputs (529 in the released files).
+        mask_center: subtracted from ``hint_mask`` before the first conv: 0 (default) for the
+            released ``siggraph17-df00044c.pth``; 0.5 for colorization-pytorch's retrained weights
+            (see the module docstring).
     """
 
-    def __init__(self, *, num_classes: int = 529) -> None:
+    def __init__(self, *, num_classes: int = 529, mask_center: float = 0.0) -> None:
         super().__init__()
+        self.mask_center = float(mask_center)
         self.model1 = _encoder_block(4, 64, num_convs=2)
         self.model2 = _encoder_block(64, 128, num_convs=2)
         self.model3 = _encoder_block(128, 256, num_convs=3)
@@ -100,6 +129,22 @@ class IDC(nn.Module):
         self.model_class = nn.Sequential(nn.Conv2d(256, num_classes, 1))
         self.model_out = nn.Sequential(nn.Conv2d(128, 2, 1), nn.Tanh())
 
+    def network_input(
+        self, L: Tensor, *, ab_hint: Tensor | None = None, hint_mask: Tensor | None = None
+    ) -> Tensor:
+        """The first conv's input: B×4×H×W = cat[L, ab_hint, hint_mask − mask_center].
+
+        Args: as ``features``. Raises ``ValueError`` naming the shapes seen and expected, or when
+        only one of ``ab_hint`` and ``hint_mask`` is given.
+        """
+        _check_input(L, ab_hint, hint_mask)
+        if ab_hint is None:  # no hints: ab 0, mask 0 (the original's defaults)
+            ab_hint = L.new_zeros(L.shape[0], 2, *L.shape[2:])
+            hint_mask = torch.zeros_like(L)
+        if self.mask_center != 0.0:
+            hint_mask = hint_mask - self.mask_center
+        return torch.cat([L, ab_hint, hint_mask], dim=1)
+
     def features(
         self, L: Tensor, *, ab_hint: Tensor | None = None, hint_mask: Tensor | None = None
     ) -> Tensor:
@@ -107,18 +152,14 @@ class IDC(nn.Module):
 
         Args:
             L: B×1×H×W, (L − 50) / 100 (the original feeds it as is: no re-normalisation here).
-            ab_hint: B×2×H×W user colour hints, ab / 110; zeros (no hints) when omitted.
-            hint_mask: B×1×H×W, 1 where a hint is given; zeros when omitted.
+            ab_hint: B×2×H×W colour hints, ab / 110, 0 where there is no hint. Give it with
+                ``hint_mask``, or neither (no hints: zeros, ``IDC(L)`` as TCVC calls it).
+            hint_mask: B×1×H×W in [0, 1]: 1 at a hinted pixel, 0 elsewhere.
 
         Returns:
             B×128×H×W (LeakyReLU output, unbounded).
         """
-        _check_input(L, ab_hint, hint_mask)
-        if ab_hint is None:
-            ab_hint = L.new_zeros(L.shape[0], 2, *L.shape[2:])
-        if hint_mask is None:
-            hint_mask = torch.zeros_like(L)
-        conv1 = self.model1(torch.cat([L, ab_hint, hint_mask], dim=1))
+        conv1 = self.model1(self.network_input(L, ab_hint=ab_hint, hint_mask=hint_mask))
         conv2 = self.model2(conv1[:, :, ::2, ::2])
         conv3 = self.model3(conv2[:, :, ::2, ::2])
         conv7 = self.model7(self.model6(self.model5(self.model4(conv3[:, :, ::2, ::2]))))
@@ -129,9 +170,9 @@ class IDC(nn.Module):
     def forward(
         self, L: Tensor, *, ab_hint: Tensor | None = None, hint_mask: Tensor | None = None
     ) -> tuple[Tensor, Tensor]:
-        """Colourise single frames.
+        """Colourise single frames, optionally guided by colour hints.
 
-        Args: as ``features``.
+        Args: as ``features`` (``idc(L)``: no hints).
 
         Returns:
             ab: B×2×H×W in (−1, 1), ab / 110 (tanh).
@@ -139,6 +180,9 @@ class IDC(nn.Module):
         """
         feature = self.features(L, ab_hint=ab_hint, hint_mask=hint_mask)
         return self.model_out(feature), feature
+
+    def extra_repr(self) -> str:
+        return f"mask_center={self.mask_center}"
 
 
 def _check_input(L: Tensor, ab_hint: Tensor | None, hint_mask: Tensor | None) -> None:
@@ -149,7 +193,13 @@ def _check_input(L: Tensor, ab_hint: Tensor | None, hint_mask: Tensor | None) ->
         raise ValueError(
             f"IDC: H and W must be multiples of {IDC_SIZE_MULTIPLE}, got H×W = {height}×{width}"
         )
+    if (ab_hint is None) != (hint_mask is None):
+        given, missing = ("ab_hint", "hint_mask") if hint_mask is None else ("hint_mask", "ab_hint")
+        raise ValueError(f"IDC: {given} given without {missing}: give both hint tensors or neither")
     for name, tensor, channels in (("ab_hint", ab_hint, 2), ("hint_mask", hint_mask, 1)):
         expected = (L.shape[0], channels, height, width)
         if tensor is not None and tuple(tensor.shape) != expected:
-            raise ValueError(f"IDC: {name} must be {expected}, got {tuple(tensor.shape)}")
+            raise ValueError(
+                f"IDC: {name} must be B×{channels}×H×W = {expected} for L of shape "
+                f"{tuple(L.shape)}, got {tuple(tensor.shape)}"
+            )

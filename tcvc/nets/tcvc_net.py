@@ -17,6 +17,12 @@ Two paths give the same ab (to float32 round-off):
 Notation: F(a, b) is the flow from frame a's grid to frame b (FlowNet2(image a, image b), images
 ``L + 0.5`` repeated to 3 channels); ``warp(x, F(a, b))`` brings x from frame b onto frame a.
 A flows mapping is keyed by the pair ``(a, b)``.
+
+Anchor hints (optional colour points for IDC on the two anchors, e.g. SIGGRAPH'17's training
+hints, ``tcvc.nets.hints``): ``anchor_hints=Hints(ab, mask)`` with ab B×2×2×H×W (ab / 110, 0
+where there is no hint) and mask B×2×1×H×W (1 at a hinted pixel, 0 elsewhere); index 0 of dim 1
+is frame 0, index 1 frame T−1. Without them (``None``) IDC runs as the original calls it, with
+zero hints: the output is bit for bit that of zero hints.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ from tcvc.nets.checkpoints import (
 )
 from tcvc.nets.flownet2 import SIZE_MULTIPLE, FlowNet2
 from tcvc.nets.head import PropagationHead
+from tcvc.nets.hints import Hints
 from tcvc.nets.idc import IDC
 
 __all__ = ["BACKBONES", "TCVCNet", "build_tcvc_net", "flow_image"]
@@ -229,20 +236,22 @@ class TCVCNet(nn.Module):
         return [(i, i + 1) for i in inner] + [(i, i - 1) for i in inner]
 
     # ---- the exact path ------------------------------------------------------------------------
-    def forward(self, L: Tensor) -> Tensor:
+    def forward(self, L: Tensor, *, anchor_hints: Hints | None = None) -> Tensor:
         """The exact path: the original TCVC_IDC forward, frame by frame.
 
         Args:
             L: B×T×1×H×W, (L − 50) / 100, T ≥ 2, H and W multiples of ``SIZE_MULTIPLE``.
+            anchor_hints: ``Hints`` for IDC on frames 0 and T−1 (module docstring); None: none.
 
         Returns:
             B×T×2×H×W ab / 110 in (−1, 1); frames 0 and T−1 are IDC's own predictions.
         """
         _check_clip(L)
+        _check_anchor_hints(anchor_hints, L)
         frames = L.unbind(dim=1)
         last = len(frames) - 1
-        ab_first, forward_feature = self.idc(frames[0])
-        ab_last, backward_feature = self.idc(frames[last])
+        ab_first, forward_feature = self.idc(frames[0], **_idc_hints(anchor_hints, anchor=0))
+        ab_last, backward_feature = self.idc(frames[last], **_idc_hints(anchor_hints, anchor=1))
 
         backward = {last: backward_feature}
         for i in range(last - 1, 0, -1):
@@ -301,19 +310,25 @@ class TCVCNet(nn.Module):
         ).unflatten(0, (len(unique), batch))
         return dict(zip(unique, flows.unbind(0), strict=True))
 
-    def propagate(self, L: Tensor, flows: Mapping[Pair, Tensor]) -> Tensor:
+    def propagate(
+        self, L: Tensor, flows: Mapping[Pair, Tensor], *, anchor_hints: Hints | None = None
+    ) -> Tensor:
         """The head's propagation given the flows: B×T×1×H×W -> B×T×2×H×W ab / 110.
 
         ``flows`` must hold at least ``propagation_pairs(T)``, each B×2×H×W (``compute_flows``).
+        ``anchor_hints``: ``Hints`` for IDC on frames 0 and T−1 (module docstring); None: none.
         Differentiable in the head's weights (training); equals ``forward`` to round-off.
         """
         _check_clip(L)
+        _check_anchor_hints(anchor_hints, L)
         batch, num_frames = L.shape[:2]
         last = num_frames - 1
         missing = [p for p in self.propagation_pairs(num_frames) if p not in flows]
         if missing:
             raise ValueError(f"propagate: flows lack the pairs {missing} (see propagation_pairs)")
-        ab_anchors, feature_anchors = self.idc(torch.cat([L[:, 0], L[:, last]]))
+        ab_anchors, feature_anchors = self.idc(
+            torch.cat([L[:, 0], L[:, last]]), **_idc_hints(anchor_hints, anchor=None)
+        )
         ab_first, ab_last = ab_anchors.chunk(2)
         if num_frames == 2:
             return torch.stack([ab_first, ab_last], dim=1)
@@ -344,15 +359,19 @@ class TCVCNet(nn.Module):
         )
 
     @torch.no_grad()
-    def colorize_clip(self, L: Tensor, *, flow_batch: int | None = 8) -> Tensor:
-        """The efficient inference path: same input, output and values as ``net(L)``, no grads.
+    def colorize_clip(
+        self, L: Tensor, *, flow_batch: int | None = 8, anchor_hints: Hints | None = None
+    ) -> Tensor:
+        """The efficient inference path: same input, output and values as ``net(L)`` (and
+        ``net(L, anchor_hints=...)``), no grads.
 
         2(T−2) FlowNet2 pairs per clip, batched ``flow_batch`` at a time; IDC once on both
         anchors. Works under ``torch.autocast`` and after ``compile_for_inference``.
         """
         _check_clip(L)
+        _check_anchor_hints(anchor_hints, L)
         flows = self.compute_flows(L, self.propagation_pairs(L.shape[1]), flow_batch=flow_batch)
-        return self.propagate(L, flows)
+        return self.propagate(L, flows, anchor_hints=anchor_hints)
 
 
 def _recorded_backbone(source: str, name: str, recorded: Mapping[str, str]) -> str:
@@ -365,6 +384,39 @@ def _recorded_backbone(source: str, name: str, recorded: Mapping[str, str]) -> s
         f"{source} stores only the trained head, not the frozen {name} weights{where}: "
         f"give the file with model.{name}_weights=PATH (TCVCNet.from_pretrained({name}=...))"
     )
+
+
+def _idc_hints(hints: Hints | None, *, anchor: int | None) -> dict[str, Tensor]:
+    """IDC's hint arguments for anchor 0 or 1, or (``anchor=None``) for both anchors batched as
+    ``propagate`` runs them (frame 0's B images, then frame T−1's); ``{}`` without hints, so a
+    colouriser without hint inputs is called as before."""
+    if hints is None:
+        return {}
+    ab, mask = hints
+    if anchor is None:
+        return {
+            "ab_hint": torch.cat([ab[:, 0], ab[:, 1]]),
+            "hint_mask": torch.cat([mask[:, 0], mask[:, 1]]),
+        }
+    return {"ab_hint": ab[:, anchor], "hint_mask": mask[:, anchor]}
+
+
+def _check_anchor_hints(hints: Hints | None, L: Tensor) -> None:
+    if hints is None:
+        return
+    if not isinstance(hints, tuple) or len(hints) != 2:
+        raise ValueError(
+            f"anchor_hints must be Hints(ab, mask) (a pair of tensors), got {type(hints).__name__}"
+        )
+    batch, _, _, height, width = L.shape
+    for name, tensor, channels in (("ab", hints[0], 2), ("mask", hints[1], 1)):
+        expected = (batch, 2, channels, height, width)
+        if not isinstance(tensor, Tensor) or tuple(tensor.shape) != expected:
+            seen = tuple(tensor.shape) if isinstance(tensor, Tensor) else type(tensor).__name__
+            raise ValueError(
+                f"anchor_hints.{name} must be B×2×{channels}×H×W = {expected} (anchors 0 and "
+                f"T−1) for L of shape {tuple(L.shape)}, got {seen}"
+            )
 
 
 def _check_clip(L: Tensor) -> None:

@@ -24,6 +24,7 @@ from tcvc.io import read_frames
 from tcvc.losses import srl_flow_pairs
 from tcvc.nets import TCVCNet
 from tcvc.nets.checkpoints import load_original
+from tcvc.nets.hints import Hints
 from tcvc.nets.tcvc_net import flow_image
 from tcvc.testing import synthetic_state_dict
 
@@ -278,6 +279,86 @@ def test_propagate_trains_only_the_head(net, clips):
     finally:
         net.zero_grad(set_to_none=True)
         net.eval()
+
+
+# ---- anchor hints ---------------------------------------------------------------------------------
+def anchor_hints(batch: int, *, size: int = 64, anchors: tuple[int, ...] = (0, 1)) -> Hints:
+    """Hints B×2×2×H×W / B×2×1×H×W: a 6×6 patch of colour (a, b) = (0.5, −0.3) on the named
+    anchors (0: frame 0, 1: frame T−1), none elsewhere."""
+    ab, mask = torch.zeros(batch, 2, 2, size, size), torch.zeros(batch, 2, 1, size, size)
+    for anchor in anchors:
+        ab[:, anchor, 0, 20:26, 30:36], ab[:, anchor, 1, 20:26, 30:36] = 0.5, -0.3
+        mask[:, anchor, :, 20:26, 30:36] = 1
+    return Hints(ab, mask)
+
+
+def test_zero_anchor_hints_equal_none(net, clips):
+    """Zero hints (ab 0, mask 0: what the original passes) give bit for bit the hint-less ab,
+    on the exact and the efficient path (flows recorded once: FlowNet2 is not under test)."""
+    L = clips[:1, :3]
+    zeros = Hints(torch.zeros(1, 2, 2, 64, 64), torch.zeros(1, 2, 1, 64, 64))
+    with torch.no_grad():
+        flows = net.compute_flows(L, net.propagation_pairs(3), flow_batch=None)
+    recorded = with_flownet(net, RecordedFlowNet(L, flows))
+    with torch.no_grad():
+        assert torch.equal(
+            recorded.propagate(L, flows, anchor_hints=zeros), recorded.propagate(L, flows)
+        )
+        assert torch.equal(recorded(L, anchor_hints=zeros), recorded(L))
+    assert torch.equal(recorded.colorize_clip(L, anchor_hints=zeros), recorded.colorize_clip(L))
+
+
+def test_anchor_hints_colour_their_anchor_and_propagate(net, clips):
+    """A hint on frame 0 only: frame 0's ab changes near the patch, frame T−1's does not, the
+    inner frame (propagated from frame 0's feature) changes; exact and efficient paths agree."""
+    L = clips[:1, :3]
+    hints = anchor_hints(1, anchors=(0,))
+    with torch.no_grad():
+        flows = net.compute_flows(L, net.propagation_pairs(3), flow_batch=None)
+    recorded = with_flownet(net, RecordedFlowNet(L, flows))
+    with torch.no_grad():
+        plain = recorded.propagate(L, flows)
+        hinted = recorded.propagate(L, flows, anchor_hints=hints)
+        exact = recorded(L, anchor_hints=hints)
+        both = recorded.propagate(L, flows, anchor_hints=anchor_hints(1))
+    change = (hinted - plain).abs()
+    assert change[:, 0, :, 20:26, 30:36].mean() > 0.05
+    assert change[:, -1].max() <= 1e-6  # the other anchor: untouched (batched with frame 0)
+    assert change[:, 1].max() > 1e-3
+    assert max_error(exact, hinted) <= TOLERANCE
+    assert (both - plain)[:, -1].abs().max() > 0.05  # and frame T−1's hint reaches frame T−1
+
+
+@pytest.mark.parametrize(
+    ("hints", "message"),
+    [
+        (
+            Hints(torch.zeros(1, 2, 2, 64, 64), torch.zeros(1, 2, 1, 64, 64)),
+            (
+                r"anchor_hints.ab must be B×2×2×H×W = \(2, 2, 2, 64, 64\) \(anchors 0 and T−1\) "
+                r"for L of shape \(2, 3, 1, 64, 64\), got \(1, 2, 2, 64, 64\)"
+            ),
+        ),
+        (
+            Hints(torch.zeros(2, 2, 2, 64, 64), torch.zeros(2, 1, 64, 64)),
+            r"anchor_hints.mask must be B×2×1×H×W = \(2, 2, 1, 64, 64\) .* got \(2, 1, 64, 64\)",
+        ),
+        (
+            Hints(torch.zeros(2, 3, 2, 64, 64), torch.zeros(2, 3, 1, 64, 64)),
+            r"anchor_hints.ab must be .* got \(2, 3, 2, 64, 64\)",
+        ),
+        (torch.zeros(2, 2, 3, 64, 64), r"anchor_hints must be Hints\(ab, mask\)"),
+    ],
+)
+def test_bad_anchor_hints_are_named(net, clips, hints, message):
+    L = clips[:, :3]
+    for run in (
+        lambda: net(L, anchor_hints=hints),
+        lambda: net.propagate(L, {}, anchor_hints=hints),
+        lambda: net.colorize_clip(L, anchor_hints=hints),
+    ):
+        with pytest.raises(ValueError, match=message):
+            run()
 
 
 # ---- input checks ---------------------------------------------------------------------------------
