@@ -1,10 +1,10 @@
-"""Writing: `VideoWriter` (H.264 mp4, with the source's audio) and `FrameFolderWriter` (png or
-jpg frames), both atomic: written to a hidden sibling and renamed into place on a clean close."""
+"""Writing: `VideoWriter` (H.264 mp4, with the source's audio, subtitles and metadata) and
+`FrameFolderWriter` (png or jpg frames), both atomic: written to a hidden sibling and renamed into
+place on a clean close."""
 
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 from fractions import Fraction
 from pathlib import Path
@@ -15,8 +15,8 @@ import av.error
 import numpy as np
 from PIL import Image
 
-from tcvc.io._common import _ACCURATE, VideoError
-from tcvc.io.audio import _AudioCopy
+from tcvc.io._common import _ACCURATE, VideoError, _check_target, _partial_name
+from tcvc.io.streams import _StreamCopy
 
 __all__ = ["FrameFolderWriter", "VideoWriter"]
 
@@ -45,10 +45,6 @@ def _check_frame(frame: np.ndarray, shape: tuple[int, ...] | None, path: Path) -
     return np.ascontiguousarray(frame)
 
 
-def _partial_name(path: Path, suffix: str = "") -> Path:
-    return path.with_name(f".{path.name}.partial-{secrets.token_hex(4)}{suffix}")
-
-
 def _fps_fraction(fps: float | Fraction) -> Fraction:
     """The exact rate; floats of NTSC rates (29.97..., 23.976...) become 30000/1001, 24000/1001."""
     if isinstance(fps, Fraction):
@@ -75,30 +71,21 @@ class _AtomicOutput:
             self.abort()
 
 
-def _check_target(path: Path, *, overwrite: bool, folder: bool) -> None:
-    empty_folder = folder and path.is_dir() and not any(path.iterdir())
-    if path.exists() and not overwrite and not empty_folder:
-        raise VideoError(f"{path}: already exists (remove it, or ask to overwrite)")
-    if path.exists() and folder != path.is_dir():
-        kind = "a file" if folder else "a folder"
-        raise VideoError(f"{path}: exists and is {kind}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        reason = error.strerror or error
-        raise VideoError(f"{path.parent}: cannot create the folder: {reason}") from error
-
-
 class VideoWriter(_AtomicOutput):
     """H.264 (libx264) mp4 writer; a context manager whose file appears only when complete.
 
     Args:
         path: the output file; must end in `.mp4`. Missing parent folders are created.
         fps: frame rate (float or Fraction; float NTSC rates are recovered exactly).
-        audio_from: a video or audio file whose first audio stream is copied into the output
-            (remuxed as is when mp4 takes its codec: aac, mp3, ac3, eac3, alac, opus; otherwise
-            transcoded to AAC), cut at the end of the written video. None, or a file without
-            audio: no audio.
+        audio_from: the source file whose other streams are copied into the output, cut at the
+            end of the written video: every audio stream (remuxed as is when mp4 takes its
+            codec: aac, mp3, ac3, eac3, alac, opus; otherwise transcoded to AAC), its text
+            subtitles (as mov_text), the data streams mp4 can carry, the container's metadata
+            (title, ...) and each stream's language (`tcvc.io.streams` says what is skipped and
+            why). None, or a file without audio: no audio.
+        source_start: where in `audio_from` the written video begins, in seconds from its first
+            video frame (a preview of frames from `start` on: `reader.start_time`). Its audio and
+            subtitles are taken from there, shifted to 0.
         crf: x264 constant rate factor (0 lossless ... 51); 15 keeps the luminance of a frame
             within a few levels of the input.
         preset: x264 speed/size trade-off ("ultrafast" ... "veryslow").
@@ -120,6 +107,7 @@ class VideoWriter(_AtomicOutput):
         *,
         fps: float | Fraction,
         audio_from: str | Path | None = None,
+        source_start: float = 0.0,
         crf: int = 15,
         preset: str = "medium",
         pixel_format: Literal["yuv420p", "yuv444p"] = "yuv420p",
@@ -144,7 +132,9 @@ class VideoWriter(_AtomicOutput):
         self._stream: av.video.stream.VideoStream | None = None
         self._closed = False
         _check_target(self.path, overwrite=overwrite, folder=False)
-        self._audio = _AudioCopy(Path(audio_from)) if audio_from is not None else None
+        self._audio = (
+            _StreamCopy(Path(audio_from), start=source_start) if audio_from is not None else None
+        )
         self._temp = _partial_name(self.path, ".mp4") if atomic else self.path
         options = {"movflags": "+faststart"} if faststart else {}
         try:
@@ -175,7 +165,7 @@ class VideoWriter(_AtomicOutput):
         context.color_range = _RANGE_LIMITED
         self._stream = stream
         if self._audio is not None:
-            self._audio.add_to(self._container)
+            self._audio.add_to(self._container, stream)
 
     def write(self, frame: np.ndarray) -> None:
         """Append one frame: H×W×3 uint8 RGB or H×W uint8 gray (encoded as equal channels)."""
