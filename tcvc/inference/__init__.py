@@ -12,6 +12,7 @@
 
 from tcvc.inference.clips import (
     ClipStream,
+    KnownCuts,
     SceneCutDetector,
     anchor_clips,
     colorize_frames,
@@ -34,6 +35,7 @@ __all__ = [
     "ClipStream",
     "Gamut",
     "InferenceOptions",
+    "KnownCuts",
     "Lightness",
     "NetFn",
     "Resolution",

@@ -28,6 +28,7 @@ from tcvc.inference.resolution import (
 __all__ = [
     "ClipStream",
     "Cuts",
+    "KnownCuts",
     "SceneCutDetector",
     "anchor_clips",
     "colorize_frames",
@@ -133,6 +134,22 @@ class SceneCutDetector:
         return is_cut
 
 
+class KnownCuts:
+    """Cuts known in advance (a scan of the whole video: ``tcvc.inference.segments``), asked
+    like a ``SceneCutDetector``: ``known(t, L)`` -> whether frame t starts a new shot; ``cuts``
+    lists those met so far, as the detector's does."""
+
+    def __init__(self, cuts: Iterable[int]) -> None:
+        self.known = frozenset(int(c) for c in cuts)
+        self.cuts: list[int] = []
+
+    def __call__(self, index: int, _L: Tensor) -> bool:
+        is_cut = index in self.known
+        if is_cut:
+            self.cuts.append(index)
+        return is_cut
+
+
 class ClipStream:
     """One pass of ``anchor_clips`` over frames pushed one at a time (see ``stream_ab``).
 
@@ -140,6 +157,10 @@ class ClipStream:
     returned, and up to ``clips_per_batch`` complete clips waiting for one network call (B
     clips of equal length as one B×T batch): at most ``(clips_per_batch + 1)·(interval + 2)``
     frames of each, whatever the video's length. The colours do not depend on the batching.
+
+    ``starts_at_shared_anchor``: the first frame pushed is the last anchor of a clip coloured
+    before (a segment of a video: ``tcvc.inference.segments``): it starts the first clip as an
+    anchor, and is not returned again.
     """
 
     def __init__(
@@ -149,6 +170,7 @@ class ClipStream:
         interval: int,
         resolution: Resolution,
         clips_per_batch: int = 1,
+        starts_at_shared_anchor: bool = False,
     ) -> None:
         if interval < 1:
             raise ValueError(f"need interval ≥ 1, got {interval}")
@@ -163,6 +185,7 @@ class ClipStream:
         self.work: list[Tensor] = []  # the clip so far, working size
         self.full: list[tuple[int, Tensor]] = []  # (index, full-size L) of frames not yet returned
         self.shares_anchor = False  # work[0] is the previous clip's last frame, already returned
+        self.starts_at_shared_anchor = starts_at_shared_anchor
         self.next_index = 0
         # complete clips not yet coloured: (T×1×h×w L, their new frames, shares_anchor)
         self.pending: list[tuple[Tensor, list[tuple[int, Tensor]], bool]] = []
@@ -184,7 +207,10 @@ class ClipStream:
             self._close_clip()
             self.work, self.shares_anchor = [], False
         self.work.append(to_network_size(L[None], self.size, self.resolution)[0])
-        self.full.append((self.next_index, L))
+        if self.next_index == 0 and self.starts_at_shared_anchor:
+            self.shares_anchor = True  # returned with the clip it ends, before this stream
+        else:
+            self.full.append((self.next_index, L))
         self.next_index += 1
         if len(self.work) == self.interval + 2:
             self._close_clip()
@@ -262,13 +288,7 @@ def stream_ab(
         (L 1×H×W, ab 2×H×W ab / 110) per frame, in order. A shared anchor takes the ab of the
         clip it ends; a one-frame shot is coloured as a two-frame clip of that frame repeated.
     """
-    if callable(cuts):
-        is_cut = cuts
-    else:
-        cut_set = frozenset(int(c) for c in cuts)
-
-        def is_cut(index: int, _L: Tensor) -> bool:
-            return index in cut_set
+    is_cut = cuts if callable(cuts) else KnownCuts(cuts)
 
     stream = ClipStream(
         net_fn, interval=interval, resolution=resolution, clips_per_batch=clips_per_batch

@@ -78,14 +78,23 @@ def _inside_gamut(pixel_L: Tensor, pixel_ab: Tensor) -> Tensor:
     return ((rgb >= -_GAMUT_TOLERANCE) & (rgb <= 1 + _GAMUT_TOLERANCE)).all(dim=1, keepdim=True)
 
 
-def join_passes(L: Tensor, abs_: Sequence[Tensor], *, gamut: Gamut) -> Tensor:
+def join_passes(
+    L: Tensor, abs_: Sequence[Tensor], *, gamut: Gamut, saturation: float = 1.0
+) -> Tensor:
     """L 1×H×W and one ab 2×H×W per pass (normalised) -> the H×W×3 uint8 RGB frame, on L's
-    device (see the module docstring for the arithmetic of each ``gamut``)."""
+    device (see the module docstring for the arithmetic of each ``gamut``).
+
+    ``saturation``: a chroma gain on each pass's predicted ab before the gamut (1: as
+    predicted, 0: gray, > 1 more colourful; with ``keep_luminance`` the gamut caps it)."""
     if gamut not in GAMUTS:
         raise ValueError(f"gamut must be one of {', '.join(GAMUTS)}, got {gamut!r}")
     if not abs_:
         raise ValueError("need the ab of at least one pass")
+    if saturation < 0:
+        raise ValueError(f"saturation must be ≥ 0, got {saturation}")
     abs_ = [ab.to(L.dtype) for ab in abs_]
+    if saturation != 1:
+        abs_ = [ab * saturation for ab in abs_]
     if gamut == "clip":
         if len(abs_) == 1:
             return rgb_float_to_uint8_tensor(lab_normalized_to_rgb(L, abs_[0]))

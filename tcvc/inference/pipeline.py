@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from tcvc.errors import UserError
-from tcvc.inference.clips import ClipStream, SceneCutDetector
+from tcvc.inference.clips import ClipStream, KnownCuts, SceneCutDetector
 from tcvc.inference.lightness import frame_to_L
 from tcvc.inference.options import InferenceOptions
 from tcvc.inference.output import join_passes
@@ -85,7 +85,10 @@ def colorize_video(
     options: InferenceOptions,
     *,
     intervals: Iterable[int] | None = None,
-    detector: SceneCutDetector | None = None,
+    detector: SceneCutDetector | KnownCuts | None = None,
+    starts_at_shared_anchor: bool = False,
+    saturation: float = 1.0,
+    side_by_side: bool = False,
 ) -> Iterator[Tensor]:
     """Colour a stream of frames: H×W×3 uint8 in, H×W×3 uint8 RGB tensors on
     ``options.device`` out, one per frame, in order.
@@ -96,11 +99,19 @@ def colorize_video(
         options: interval and sampling, resolution, gamut, lightness, scene cuts, device.
         intervals: the passes of this run (default ``options.intervals``: one run); several are
             averaged (``join_passes``). The passes run side by side on the same stream.
-        detector: a ``SceneCutDetector`` to use (its ``cuts`` record what was found); default
-            one with ``options.scene_cut_threshold``. A cut starts new clips in every pass.
+        detector: a ``SceneCutDetector`` to use (its ``cuts`` record what was found), or the
+            ``KnownCuts`` of a scan; default a detector with ``options.scene_cut_threshold``.
+            A cut starts new clips in every pass.
+        starts_at_shared_anchor: the first frame is the last anchor of clips coloured before
+            (a segment of a video, ``tcvc.inference.segments``): it anchors the first clips and
+            is not yielded.
+        saturation: the chroma gain on the predicted ab (``join_passes``).
+        side_by_side: yield H×2W×3 frames, the input's L as gray on the left (ab = 0, what the
+            network sees), the colour frame on the right.
 
     Yields:
-        H×W×3 uint8 RGB tensors, one per input frame.
+        H×W×3 uint8 RGB tensors, one per input frame (but the first, with
+        ``starts_at_shared_anchor``).
     """
     intervals = tuple(options.intervals if intervals is None else intervals)
     if not intervals:
@@ -113,13 +124,14 @@ def colorize_video(
             interval=i,
             resolution=options.resolution,
             clips_per_batch=options.clips_per_batch,
+            starts_at_shared_anchor=starts_at_shared_anchor,
         )
         for i in intervals
     ]
     # working-size ab each pass has finished, by frame index, until every pass has the frame
     finished: list[dict[int, Tensor]] = [{} for _ in passes]
     lightness: dict[int, Tensor] = {}
-    next_out = 0
+    next_out = 1 if starts_at_shared_anchor else 0
 
     def collect(index: int, L: Tensor, ab: Tensor, which: int) -> None:
         lightness.setdefault(index, L)
@@ -133,7 +145,11 @@ def colorize_video(
                 stream.frame_ab(done.pop(next_out))
                 for stream, done in zip(passes, finished, strict=True)
             ]
-            yield join_passes(L, abs_, gamut=options.gamut)
+            colour = join_passes(L, abs_, gamut=options.gamut, saturation=saturation)
+            if side_by_side:
+                gray = join_passes(L, [torch.zeros_like(abs_[0])], gamut=options.gamut)
+                colour = torch.cat([gray, colour], dim=1)
+            yield colour
             next_out += 1
 
     for index, frame in enumerate(frames):
