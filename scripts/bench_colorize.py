@@ -9,7 +9,9 @@ RSS once the network is loaded, and the CUDA allocator's peak on GPU. Streaming 
 the long run's peak within 1.2× of the short run's. Then the short clip again, side by side
 (interleaved, ``--rounds`` times each, the best kept), as today's plain loop (``io_threads=false``,
 one clip a call), with decoding / encoding on threads, and with ``--clips-per-batch`` clips a
-network call: frames/s and the ratio to the plain loop. Prints tables; ``--out`` writes JSON.
+network call, and in segments (``resume=true``: a scan for scene cuts, pieces, a stream-copy join;
+one worker and two): frames/s and the ratio to the plain loop. Prints tables; ``--out`` writes
+JSON.
 
     python scripts/bench_colorize.py --out bench_colorize.json                    # 30 s 480p
     python scripts/bench_colorize.py --device cpu --resolution 64 --seconds 5     # CPU smoke
@@ -79,6 +81,9 @@ def worker(args: argparse.Namespace) -> None:
         f"inference.sampling={args.sampling}",
         f"inference.clips_per_batch={args.clips_per_batch}",
         f"io_threads={'true' if args.io_threads else 'false'}",
+        f"resume={'true' if args.resume else 'false'}",
+        f"workers={args.workers}",
+        f"segment_seconds={args.segment_seconds}",
         "progress=false",
         "overwrite=true",
     ]
@@ -118,6 +123,8 @@ def run_worker(
     *,
     io_threads: bool = True,
     clips_per_batch: int = 1,
+    resume: bool = False,
+    workers: int = 1,
 ) -> dict:
     command = [
         sys.executable,
@@ -131,6 +138,9 @@ def run_worker(
         f"--sampling={args.sampling}",
         f"--clips-per-batch={clips_per_batch}",
         f"--io-threads={int(io_threads)}",
+        f"--resume={int(resume)}",
+        f"--workers={workers}",
+        f"--segment-seconds={args.segment_seconds}",
     ]
     if args.ckpt:
         command.append(f"--ckpt={args.ckpt}")
@@ -155,7 +165,15 @@ def main() -> None:
         "--clips-per-batch", type=int, default=4, help="the batched variant's clips per call"
     )
     parser.add_argument("--rounds", type=int, default=2, help="runs of each variant (best kept)")
+    parser.add_argument(
+        "--segment-seconds",
+        type=float,
+        default=10.0,
+        help="segments of the segmented variants (resume=true; workers=2)",
+    )
     parser.add_argument("--io-threads", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--resume", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--workers", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--workdir", default=None, help="where the clips go (default: a temp dir)")
     parser.add_argument("--out", default=None, help="write the results here as JSON")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -173,6 +191,9 @@ def main() -> None:
             "io_threads": True,
             "clips_per_batch": args.clips_per_batch,
         },
+        # the segmented path (resume=true): a scan for scene cuts, pieces, a stream-copy join
+        "segments": {"io_threads": True, "resume": True},
+        "segments+2workers": {"io_threads": True, "resume": True, "workers": 2},
     }
     with tempfile.TemporaryDirectory(dir=args.workdir) as folder:
         folder = Path(folder)
@@ -217,11 +238,11 @@ def main() -> None:
     print(f"peak RSS long/short: {ratio:.3f} (target ≤ 1.2: {verdict})")
     best = {v: max(r["frames_per_s"] for r in rs) for v, rs in side_by_side.items()}
     print(f"\nshort clip, side by side (best of {args.rounds} interleaved rounds)")
-    header = f"{'variant':<16} {'frames/s':>9} {'× plain':>8}"
+    header = f"{'variant':<18} {'frames/s':>9} {'× plain':>8}"
     print(header)
     print("-" * len(header))
     for variant, value in best.items():
-        print(f"{variant:<16} {value:>9.2f} {value / best['plain']:>8.3f}")
+        print(f"{variant:<18} {value:>9.2f} {value / best['plain']:>8.3f}")
     if args.out:
         report = {
             "settings": {

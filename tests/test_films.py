@@ -1,0 +1,278 @@
+"""colorize.py for films: segments that survive a kill (resume), workers and shards, many inputs,
+previews and colour controls; every one on real sample clips, against a plain run.
+
+The network is a TCVCNet with random weights (seed 0; a state-dict file where another process
+loads it): the colours are meaningless, equal frames are what is checked. resolution=64 and
+interval 4 keep the clips short on 2 cores.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from test_colorize import ROOT, lab_L, make_cfg, make_clips
+
+from tcvc.errors import UserError
+from tcvc.io import VideoReader, read_frames
+from tcvc.tasks.batch import BatchFailed
+from tcvc.tasks.colorize import colorize
+from tcvc.tasks.segmented import work_folder
+
+FAST = {"interval": 4, "resolution": 64, "progress": False}
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory) -> dict[str, Path]:
+    """test_colorize's clips: bikes (18 frames, a hard cut at 8), bunny (12, audio), gray, ..."""
+    return make_clips(tmp_path_factory.mktemp("clips"))
+
+
+@pytest.fixture(scope="module")
+def net():
+    from tcvc.nets import TCVCNet
+
+    torch.manual_seed(0)
+    return TCVCNet().eval()
+
+
+@pytest.fixture(scope="module")
+def net_file(net, tmp_path_factory) -> Path:
+    """The ``net`` fixture's weights as a state-dict file (``ckpt=`` for other processes)."""
+    path = tmp_path_factory.mktemp("weights") / "net.pth"
+    torch.save(net.state_dict(), path)
+    return path
+
+
+def pngs(folder: Path) -> np.ndarray:
+    return read_frames(folder)
+
+
+def run(net, **options):
+    return colorize(make_cfg(**{**FAST, **options}), net=net)
+
+
+# ---- segments ---------------------------------------------------------------------------------
+
+
+def test_segments_give_the_frames_of_one_run(clips, net, tmp_path):
+    """bikes: 18 frames, a hard cut at 8. In segments of ≥ 5 frames (0.2 s at 25 fps), the
+    PNG frames are bit for bit those of one streamed run, and the work folder is gone."""
+    plain = tmp_path / "plain"
+    run(net, input=clips["bikes"], output=plain)
+    segmented = tmp_path / "segmented"
+    result = run(net, input=clips["bikes"], output=segmented, resume=True, segment_seconds=0.2)
+    assert result["segments"]["total"] >= 3 and result["joined"]
+    assert result["cuts"] == [8] and result["frames"] == 18
+    assert sorted(p.name for p in segmented.iterdir()) == sorted(p.name for p in plain.iterdir())
+    np.testing.assert_array_equal(pngs(segmented), pngs(plain))
+    assert not work_folder(segmented).exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plain", "segmented"]
+
+
+DRIVER = """
+import sys, time, torch
+from hydra import compose, initialize_config_dir
+from tcvc.nets import TCVCNet
+from tcvc.tasks.colorize import colorize
+
+class SlowNet(TCVCNet):  # time for the test to kill it between two segments
+    def colorize_clip(self, L, **kwargs):
+        time.sleep(0.4)
+        return super().colorize_clip(L, **kwargs)
+
+torch.manual_seed(0)
+net = SlowNet().eval()
+with initialize_config_dir(config_dir=sys.argv[1], version_base="1.3"):
+    cfg = compose(config_name="colorize", overrides=sys.argv[2:])
+colorize(cfg, net=net)
+"""
+
+
+def test_a_killed_run_resumes_to_the_frames_of_an_uninterrupted_one(clips, net, tmp_path):
+    """A real run is killed (SIGKILL: a power cut) after its second segment; resume=true goes
+    on from there, and every decoded frame of the output equals an uninterrupted run's. A
+    changed option between the two is refused, naming it."""
+    out = tmp_path / "film.mp4"
+    options = {**FAST, "input": clips["bikes"], "output": out, "resume": True}
+    options["segment_seconds"] = 0.2
+    overrides = [
+        f"{'inference.' if k in ('interval', 'resolution') else ''}{k}={v}"
+        for k, v in options.items()
+    ]
+    script = tmp_path / "driver.py"
+    script.write_text(DRIVER)
+    process = subprocess.Popen(
+        [sys.executable, str(script), str(ROOT / "conf"), *overrides],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    pieces = work_folder(out) / "pieces"
+    deadline = time.monotonic() + 300
+    while len(list(pieces.glob("[0-9]*.mp4"))) < 2:
+        assert process.poll() is None, process.stderr.read().decode()[-3000:]
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    process.stderr.close()
+    done_before = len(list(pieces.glob("[0-9]*.mp4")))
+    assert not out.exists() and done_before >= 2
+
+    with pytest.raises(UserError, match=r"another saturation; run with the same options"):
+        colorize(make_cfg(**options, saturation=1.5), net=net)
+
+    result = colorize(make_cfg(**options), net=net)
+    assert result["segments"]["before"] == done_before
+    assert result["segments"]["coloured"] == result["segments"]["total"] - done_before
+    uninterrupted = tmp_path / "uninterrupted.mp4"
+    colorize(make_cfg(**{**options, "output": uninterrupted}), net=net)
+    with VideoReader(out) as a, VideoReader(uninterrupted) as b:
+        assert a.info.num_frames == b.info.num_frames == 18
+        np.testing.assert_array_equal(a.read_all(), b.read_all())
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "driver.py",
+        "film.mp4",
+        "uninterrupted.mp4",
+    ]
+
+
+def test_two_workers_give_the_frames_of_one(clips, net, net_file, tmp_path):
+    """workers=2: two processes (loading ckpt themselves, one CPU thread each on 2 cores)
+    share the segments; the frames are those of one streamed run on one thread (the thread
+    count changes the order of a convolution's sums, which can move a level in the last bit)."""
+    plain = tmp_path / "plain"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // 2))
+    try:
+        run(net, input=clips["bikes"], output=plain)
+    finally:
+        torch.set_num_threads(threads)
+    two = tmp_path / "two"
+    result = run(
+        None, input=clips["bikes"], output=two, ckpt=net_file, workers=2, segment_seconds=0.2
+    )
+    assert result["joined"] and result["segments"]["coloured"] == result["segments"]["total"]
+    np.testing.assert_array_equal(pngs(two), pngs(plain))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plain", "two"]
+
+
+def test_shards_share_a_film_and_the_last_joins(clips, net, tmp_path):
+    plain = tmp_path / "plain"
+    run(net, input=clips["bikes"], output=plain)
+    out = tmp_path / "sharded"
+    options = {"input": clips["bikes"], "output": out, "segment_seconds": 0.2}
+    first = run(net, **options, shard="1/2")
+    assert not first["joined"] and not out.exists()
+    second = run(net, **options, shard="0/2")
+    assert second["joined"]
+    assert (
+        first["segments"]["coloured"] + second["segments"]["coloured"] == first["segments"]["total"]
+    )
+    np.testing.assert_array_equal(pngs(out), pngs(plain))
+    assert not work_folder(out).exists()
+
+
+# ---- many inputs ------------------------------------------------------------------------------
+
+
+def test_a_folder_of_films(clips, net, tmp_path, capsys):
+    """Two good films and a broken one: two outputs, one failure named, exit status 1
+    (BatchFailed); the second run skips the finished ones."""
+    films = tmp_path / "films"
+    films.mkdir()
+    for name in ("gray", "bikes", "random"):
+        (films / f"{name}.mp4").write_bytes(clips[name].read_bytes())
+    out = tmp_path / "coloured"
+    with pytest.raises(BatchFailed, match="1 of 3 inputs failed") as failure:
+        run(net, input=films, output=out)
+    summary = failure.value.summary
+    assert [Path(p).name for p in summary["done"]] == ["bikes.mp4", "gray.mp4"]
+    assert [Path(p).name for p, _ in summary["failed"]] == ["random.mp4"]
+    assert "random.mp4" in summary["failed"][0][1]
+    assert sorted(p.name for p in out.iterdir()) == ["bikes.mp4", "gray.mp4"]
+    with VideoReader(out / "gray.mp4") as reader:
+        assert reader.info.num_frames == 24
+    assert "done 2, skipped 0, failed 1" in capsys.readouterr().out
+
+    with pytest.raises(BatchFailed) as again:
+        run(net, input=str(films / "*.mp4"), output=out)
+    assert len(again.value.summary["skipped"]) == 2 and not again.value.summary["done"]
+
+
+def test_many_inputs_need_an_output_folder(clips, net, tmp_path):
+    with pytest.raises(UserError, match="many inputs need an output folder"):
+        run(net, input=str(clips["bikes"].parent / "*.mp4"), output=tmp_path / "one.mp4")
+    with pytest.raises(UserError, match="no file matches"):
+        run(net, input=str(tmp_path / "*.mkv"), output=tmp_path / "out")
+
+
+# ---- preview and controls -------------------------------------------------------------------
+
+
+def test_a_preview_colours_a_part_with_its_audio(clips, net, tmp_path):
+    """start=0.2s duration=8 of the 12-frame bunny clip at 25 fps: frames 5–11 (7: the clip
+    ends), their L as the input's, the audio cut to the part."""
+    out = tmp_path / "preview.mp4"
+    result = run(net, input=clips["bunny"], output=out, start="0.2s", duration=8)
+    assert result["frames"] == 7
+    with VideoReader(out) as reader:
+        assert reader.info.num_frames == 7 and reader.info.has_audio
+        preview = reader.read_all()
+    source = read_frames(clips["bunny"])
+    error = (lab_L(preview) - lab_L(source[5:12])).abs().mean()
+    assert error < 1.0  # the input's L, of the right frames:
+    assert (lab_L(preview) - lab_L(source[:7])).abs().mean() > 2 * error
+
+
+def test_saturation_and_side_by_side(clips, net, tmp_path):
+    """saturation=0 gives gray frames; side_by_side writes [that gray | the colour frame]."""
+    colour, gray, both = tmp_path / "colour", tmp_path / "gray", tmp_path / "both"
+    source = clips["bikes"]
+    run(net, input=source, output=colour, duration=6)
+    run(net, input=source, output=gray, duration=6, saturation=0)
+    run(net, input=source, output=both, duration=6, side_by_side=True)
+    colour, gray, both = pngs(colour), pngs(gray), pngs(both)
+    width = colour.shape[2]
+    assert both.shape[2] == 2 * width
+    np.testing.assert_array_equal(both[:, :, width:], colour)
+    np.testing.assert_array_equal(both[:, :, :width], gray)
+    assert np.abs(gray[..., 0].astype(int) - gray[..., 2]).max() <= 1  # no chroma
+    stronger = pngs_of(run, net, source, tmp_path / "strong", saturation=2)
+    chroma = lambda frames: frames.astype(float).std(axis=-1).mean()
+    assert chroma(stronger) > 1.5 * chroma(colour) > 0
+
+
+def pngs_of(run_fn, net, source, out, **options):
+    run_fn(net, input=source, output=out, duration=6, **options)
+    return pngs(out)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"saturation": -1}, "saturation must be ≥ 0"),
+        ({"saturation": "vivid"}, "saturation must be a number"),
+        ({"start": "soon"}, "start must be frames"),
+        ({"start": 1000}, "start=1000: .* has 18 frames"),
+        ({"duration": 0}, "duration must be > 0"),
+        ({"workers": 0}, "workers must be an integer ≥ 1"),
+        ({"shard": "2/2"}, "shard must be k/n with 0 ≤ k < n"),
+        ({"segment_seconds": 0}, "segment_seconds must be > 0"),
+        ({"resume": True, "on_decode_error": "keep"}, "on_decode_error=keep cannot be used"),
+    ],
+)
+def test_bad_film_options_are_one_line(clips, net, tmp_path, options, message):
+    out = tmp_path / "out.mp4"
+    with pytest.raises(UserError, match=message):
+        run(net, input=clips["bikes"], output=out, **options)
+    assert list(tmp_path.iterdir()) == []
