@@ -6,6 +6,9 @@
 - ``clips``: clips with shared anchors (``anchor_clips``, ``ClipStream``, ``stream_ab``,
   ``colorize_frames``) and scene cuts (``SceneCutDetector``);
 - ``lightness``: the L the network sees (``frame_to_L``);
+- ``guidance``: colour references and hint dots (``load_references``, ``load_hints``), carried
+  along a shot (``carry_guidance``);
+- ``segments``: a video in runs of whole clips (resumable, parallel runs);
 - ``output``: L and ab of every pass to the uint8 frame (``join_passes``, the gamut);
 - ``pipeline``: ``colorize_video``, the one path eval.py and colorize.py colour through.
 """
@@ -18,11 +21,18 @@ from tcvc.inference.clips import (
     colorize_frames,
     stream_ab,
 )
+from tcvc.inference.guidance import (
+    FrameGuidance,
+    load_hints,
+    load_references,
+    merge_guidance,
+)
 from tcvc.inference.lightness import LIGHTNESS, Lightness, frame_to_L, frames_to_L, is_gray_frame
 from tcvc.inference.options import InferenceOptions, parse_resolution, pick_device
 from tcvc.inference.output import GAMUTS, Gamut, join_passes, lab_to_rgb_in_gamut
 from tcvc.inference.pipeline import (
     NetFn,
+    NetworkFn,
     colorize_video,
     load_net,
     network_fn,
@@ -33,11 +43,13 @@ __all__ = [
     "GAMUTS",
     "LIGHTNESS",
     "ClipStream",
+    "FrameGuidance",
     "Gamut",
     "InferenceOptions",
     "KnownCuts",
     "Lightness",
     "NetFn",
+    "NetworkFn",
     "Resolution",
     "SceneCutDetector",
     "anchor_clips",
@@ -48,7 +60,10 @@ __all__ = [
     "is_gray_frame",
     "join_passes",
     "lab_to_rgb_in_gamut",
+    "load_hints",
     "load_net",
+    "load_references",
+    "merge_guidance",
     "network_fn",
     "network_size",
     "parse_resolution",

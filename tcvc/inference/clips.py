@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from tcvc.inference.guidance import FrameGuidance, guidance_at_network_size
 from tcvc.inference.resolution import (
     Resolution,
     call_network,
@@ -150,6 +152,29 @@ class KnownCuts:
         return is_cut
 
 
+# a frame's guidance at the working size: (ab 2×h×w ab / 110, mask 1×h×w in [0, 1])
+AnchorGuide = tuple[Tensor, Tensor]
+
+
+@dataclass
+class _Clip:
+    """A complete clip waiting for the network."""
+
+    L: Tensor  # T×1×h×w, working size
+    new: list[tuple[int, Tensor]]  # (index, full-size L) of its frames to return
+    shares_anchor: bool  # its first frame is the previous clip's last, already returned
+    first_guide: AnchorGuide | None = None  # the guidance given for its first frame
+    last_guide: AnchorGuide | None = None  # ... and for its last
+
+
+def over(top: AnchorGuide | None, bottom: AnchorGuide | None) -> AnchorGuide | None:
+    """``top``'s hints where it has any (mask > 0), ``bottom``'s elsewhere."""
+    if top is None or bottom is None:
+        return top if bottom is None else bottom
+    inside = top[1] > 0
+    return torch.where(inside, top[0], bottom[0]), torch.where(inside, top[1], bottom[1])
+
+
 class ClipStream:
     """One pass of ``anchor_clips`` over frames pushed one at a time (see ``stream_ab``).
 
@@ -161,6 +186,14 @@ class ClipStream:
     ``starts_at_shared_anchor``: the first frame pushed is the last anchor of a clip coloured
     before (a segment of a video: ``tcvc.inference.segments``): it starts the first clip as an
     anchor, and is not returned again.
+
+    Guidance (``push(guide=...)``, ``tcvc.inference.guidance``): a guided frame is an anchor;
+    within a clip it ends the clip there, the next one starting from it (a shared anchor), and
+    the anchor grid goes on from it. IDC gets its hints. With ``carry``, the hints of a clip's
+    first anchor are carried along the clip's flows to its last anchor (``net_fn.guided``) and
+    on from clip to clip, under the hints a later anchor is given itself, until a cut. Guided
+    clips run one at a time (each waits for the hints the one before carries); the others are
+    batched as usual.
     """
 
     def __init__(
@@ -171,6 +204,7 @@ class ClipStream:
         resolution: Resolution,
         clips_per_batch: int = 1,
         starts_at_shared_anchor: bool = False,
+        carry: bool = True,
     ) -> None:
         if interval < 1:
             raise ValueError(f"need interval ≥ 1, got {interval}")
@@ -180,20 +214,24 @@ class ClipStream:
         self.interval = interval
         self.resolution = resolution
         self.clips_per_batch = clips_per_batch
+        self.carry = carry
         self.size: tuple[int, int] | None = None
         self.frame_size: tuple[int, int] | None = None
         self.work: list[Tensor] = []  # the clip so far, working size
+        self.guides: dict[int, AnchorGuide] = {}  # guidance of frames of work, by position
         self.full: list[tuple[int, Tensor]] = []  # (index, full-size L) of frames not yet returned
         self.shares_anchor = False  # work[0] is the previous clip's last frame, already returned
         self.starts_at_shared_anchor = starts_at_shared_anchor
         self.next_index = 0
-        # complete clips not yet coloured: (T×1×h×w L, their new frames, shares_anchor)
-        self.pending: list[tuple[Tensor, list[tuple[int, Tensor]], bool]] = []
+        self.pending: list[_Clip] = []  # complete clips not yet coloured
+        self.carried: AnchorGuide | None = None  # hints the last coloured clip ended with
 
-    def push(self, L: Tensor, *, cut: bool) -> list[tuple[int, Tensor, Tensor]]:
-        """Add the next frame (1×H×W); returns (index, full-size L, working-size ab) of the
-        frames that completed clips coloured, in order (``frame_ab`` brings ab to the frame
-        size)."""
+    def push(
+        self, L: Tensor, *, cut: bool, guide: FrameGuidance | None = None
+    ) -> list[tuple[int, Tensor, Tensor]]:
+        """Add the next frame (1×H×W) and its guidance (or None); returns (index, full-size L,
+        working-size ab) of the frames that completed clips coloured, in order (``frame_ab``
+        brings ab to the frame size)."""
         if L.dim() != 3 or L.shape[0] != 1:
             raise ValueError(f"a frame's L must be 1×H×W, got shape {tuple(L.shape)}")
         if self.frame_size is None:
@@ -205,48 +243,83 @@ class ClipStream:
             )
         if cut and self.next_index > 0:
             self._close_clip()
-            self.work, self.shares_anchor = [], False
+            self._start_clip(shares_anchor=False)
         self.work.append(to_network_size(L[None], self.size, self.resolution)[0])
+        if guide is not None:
+            ab, mask = guidance_at_network_size(guide, self.size, self.resolution)
+            self.guides[len(self.work) - 1] = (ab.to(L.device), mask.to(L.device))
         if self.next_index == 0 and self.starts_at_shared_anchor:
             self.shares_anchor = True  # returned with the clip it ends, before this stream
         else:
             self.full.append((self.next_index, L))
         self.next_index += 1
-        if len(self.work) == self.interval + 2:
-            self._close_clip()
-            self.work, self.shares_anchor = self.work[-1:], True  # the next clip's first anchor
+        if len(self.work) == self.interval + 2 or (guide is not None and len(self.work) > 1):
+            self._close_clip()  # a full clip, or a guided frame: an anchor the next clip shares
+            self._start_clip(shares_anchor=True)
         return self._run() if len(self.pending) >= self.clips_per_batch else []
 
     def finish(self) -> list[tuple[int, Tensor, Tensor]]:
         """The frames of the clips still waiting and of the last, shorter clip."""
         self._close_clip()
-        self.work, self.shares_anchor = [], False
+        self._start_clip(shares_anchor=False)
         return self._run()
+
+    def _start_clip(self, *, shares_anchor: bool) -> None:
+        """The next clip: from the last frame of the clip just closed (shared), or empty."""
+        last = len(self.work) - 1
+        self.work = self.work[-1:] if shares_anchor else []
+        guide = self.guides.get(last) if shares_anchor else None
+        self.guides = {} if guide is None else {0: guide}
+        self.shares_anchor = shares_anchor
 
     def _close_clip(self) -> None:
         """The clip so far is complete: it waits in ``pending`` for a network call."""
         if not self.full:  # nothing new: the clip is only the anchor already returned
             return
         frames = torch.stack(self.work)
+        last = len(self.work) - 1
         if len(frames) == 1:  # a one-frame shot: a two-frame clip of that frame repeated
             frames = frames.expand(2, -1, -1, -1)
-        self.pending.append((frames, self.full, self.shares_anchor))
+        self.pending.append(
+            _Clip(
+                L=frames,
+                new=self.full,
+                shares_anchor=self.shares_anchor,
+                first_guide=self.guides.get(0),
+                last_guide=self.guides.get(last),
+            )
+        )
         self.full = []
 
     def _run(self) -> list[tuple[int, Tensor, Tensor]]:
-        """Colour the pending clips, those of one length in one call; their frames in order."""
+        """Colour the pending clips in order: guided ones one at a time, the others batched,
+        those of one length in one call; their frames in order."""
         abs_: list[Tensor | None] = [None] * len(self.pending)
-        lengths = dict.fromkeys(len(frames) for frames, _, _ in self.pending)
-        for length in lengths:
-            which = [k for k, (frames, _, _) in enumerate(self.pending) if len(frames) == length]
-            batch = torch.stack([self.pending[k][0] for k in which])
+        plain: list[int] = []
+        for k, clip in enumerate(self.pending):
+            carried = self.carried if clip.shares_anchor and self.carry else None
+            first = over(clip.first_guide, carried)
+            if first is None and clip.last_guide is None:
+                plain.append(k)
+                self.carried = None
+                continue
+            guided = getattr(self.net_fn, "guided", None)
+            if guided is None:
+                raise ValueError("guidance needs a network that takes hints (network_fn)")
+            ab, self.carried = guided(
+                clip.L[None], first=first, last=clip.last_guide, carry=self.carry
+            )
+            abs_[k] = ab[0]
+        for length in dict.fromkeys(len(self.pending[k].L) for k in plain):
+            which = [k for k in plain if len(self.pending[k].L) == length]
+            batch = torch.stack([self.pending[k].L for k in which])
             ab = call_network(self.net_fn, batch, self.size)
             for row, k in enumerate(which):
                 abs_[k] = ab[row]
         done = []
-        for (_, full, shares_anchor), ab in zip(self.pending, abs_, strict=True):
-            ab = ab[1:] if shares_anchor else ab
-            done += [(index, L, ab[k]) for k, (index, L) in enumerate(full)]
+        for clip, ab in zip(self.pending, abs_, strict=True):
+            ab = ab[1:] if clip.shares_anchor else ab
+            done += [(index, L, ab[k]) for k, (index, L) in enumerate(clip.new)]
         self.pending = []
         return done
 

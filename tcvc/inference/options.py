@@ -59,6 +59,8 @@ class InferenceOptions:
     gamut: Gamut = "keep_luminance"
     scene_cut_threshold: float | None = None
     lightness: Lightness = "lab"
+    guidance_carry: bool = True
+    guidance_decay: float = 0.98
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any], *, prefix: str = "inference.") -> InferenceOptions:
@@ -139,6 +141,8 @@ class InferenceOptions:
                 get("scene_cut_threshold", None), f"{prefix}scene_cut_threshold"
             ),
             lightness=choice("lightness", LIGHTNESS, "lab"),  # type: ignore[arg-type]
+            guidance_carry=bool(get("guidance_carry", True)),
+            guidance_decay=_decay(get("guidance_decay", 0.98), f"{prefix}guidance_decay"),
         )
 
     @property
@@ -193,6 +197,18 @@ def _threshold(value: Any, name: str) -> float | None:
     if threshold < 0:
         raise UserError(f"{name} must be ≥ 0 (0 or null: off), got {threshold}")
     return threshold or None
+
+
+def _decay(value: Any, name: str) -> float:
+    try:
+        decay = float(value)
+    except (TypeError, ValueError) as error:
+        raise UserError(f"{name} must be a number in [0, 1], got {value!r}") from error
+    if not 0 <= decay <= 1:
+        raise UserError(
+            f"{name} must be in [0, 1] (the hints' confidence kept a frame), got {decay}"
+        )
+    return decay
 
 
 def parse_resolution(value: Any, *, name: str = "inference.resolution") -> Resolution:

@@ -14,7 +14,7 @@ call it (flow batch, bf16 autocast, float32 ab).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -22,12 +22,14 @@ import torch
 from torch import Tensor, nn
 
 from tcvc.errors import UserError
-from tcvc.inference.clips import ClipStream, KnownCuts, SceneCutDetector
+from tcvc.inference.clips import ClipStream, KnownCuts, SceneCutDetector, over
+from tcvc.inference.guidance import FrameGuidance, carry_guidance, carry_pairs
 from tcvc.inference.lightness import frame_to_L
 from tcvc.inference.options import InferenceOptions
 from tcvc.inference.output import join_passes
+from tcvc.nets.hints import Hints
 
-__all__ = ["NetFn", "colorize_video", "load_net", "network_fn"]
+__all__ = ["NetFn", "NetworkFn", "colorize_video", "load_net", "network_fn"]
 
 NetFn = Callable[[Tensor], Tensor]  # B×T×1×h×w normalised L -> B×T×2×h×w ab / 110
 
@@ -55,12 +57,75 @@ def load_net(
     return TCVCNet.from_pretrained(ckpt, flownet=flownet_weights, idc=idc_weights).eval()
 
 
-def network_fn(net: nn.Module, options: InferenceOptions) -> NetFn:
-    """``net.colorize_clip`` as the passes call it: ``options.flow_batch`` FlowNet2 pairs a
-    call, under ``options.numerics()`` (FlowNet2 in float32 with ``options.flownet_fp32``: it
-    sets ``net.flownet_fp32``; the heads and IDC in channels-last layout with
-    ``options.channels_last``; the head's recurrent step compiled in ``options.compile``'s
-    mode: the step's shapes are fixed within a video), ab returned as float32."""
+class NetworkFn:
+    """``net.colorize_clip`` as the passes call it (``network_fn``): B×T×1×h×w L ->
+    B×T×2×h×w float32 ab, under ``options.numerics()``, ``options.flow_batch`` FlowNet2 pairs a
+    call; ``guided`` colours one clip with hints on its anchors. ``on_call`` (if given) is
+    called after each network call (eval's progress)."""
+
+    def __init__(
+        self, net: nn.Module, options: InferenceOptions, *, on_call: Callable[[], None] | None
+    ) -> None:
+        self.net, self.options, self.on_call = net, options, on_call
+
+    def __call__(self, L: Tensor) -> Tensor:
+        with self.options.numerics():
+            ab = self.net.colorize_clip(L, flow_batch=self.options.flow_batch).float()
+        if self.on_call is not None:
+            self.on_call()
+        return ab
+
+    @torch.no_grad()
+    def guided(
+        self,
+        L: Tensor,
+        *,
+        first: tuple[Tensor, Tensor] | None,
+        last: tuple[Tensor, Tensor] | None,
+        carry: bool,
+    ) -> tuple[Tensor, tuple[Tensor, Tensor] | None]:
+        """One clip (L 1×T×1×h×w) with hints on its anchors: ``first`` / ``last`` (ab 2×h×w,
+        mask 1×h×w, or None). With ``carry``, ``first`` is carried along the clip's flows to
+        frame T − 1 (``carry_guidance``: the flows propagation computes, plus F(T−1, T−2) and
+        F(0, 1)) and ``last`` goes over it. Returns the ab (1×T×2×h×w) and the hints the last
+        anchor got (carried on to the next clip; None: none)."""
+        net, options = self.net, self.options
+        num_frames = L.shape[1]
+        pairs = net.propagation_pairs(num_frames)
+        steps = range(1, num_frames)
+        if carry and first is not None:
+            pairs = pairs + carry_pairs(steps)
+        with options.numerics():
+            flows = net.compute_flows(L, pairs, flow_batch=options.flow_batch)
+            if carry and first is not None:
+                ab, mask = carry_guidance(
+                    first[0][None].float(),
+                    first[1][None].float(),
+                    flows,
+                    steps=steps,
+                    decay=options.guidance_decay,
+                )
+                carried = (ab[0], mask[0]) if mask.any() else None
+                last = over(last, carried)
+            zeros = (L.new_zeros((2, *L.shape[-2:])), L.new_zeros((1, *L.shape[-2:])))
+            ends = [first or zeros, last or zeros]
+            hints = Hints(
+                ab=torch.stack([g[0] for g in ends])[None].to(L.dtype),
+                mask=torch.stack([g[1] for g in ends])[None].to(L.dtype),
+            )
+            ab = net.propagate(L, flows, anchor_hints=hints).float()
+        if self.on_call is not None:
+            self.on_call()
+        return ab, last
+
+
+def network_fn(
+    net: nn.Module, options: InferenceOptions, *, on_call: Callable[[], None] | None = None
+) -> NetworkFn:
+    """``net`` as the passes call it (``NetworkFn``), set up as ``options`` say: FlowNet2 in
+    float32 with ``options.flownet_fp32`` (it sets ``net.flownet_fp32``); the heads and IDC in
+    channels-last layout with ``options.channels_last``; the head's recurrent step compiled in
+    ``options.compile``'s mode (the step's shapes are fixed within a video)."""
     net.flownet_fp32 = options.flownet_fp32
     if options.compile is not None:
         net.compile_for_inference(modules=("head",), mode=options.compile, dynamic=False)
@@ -71,12 +136,7 @@ def network_fn(net: nn.Module, options: InferenceOptions) -> NetFn:
         module = getattr(net, name, None)
         if module is not None:
             module.to(memory_format=layout)
-
-    def run(L: Tensor) -> Tensor:
-        with options.numerics():
-            return net.colorize_clip(L, flow_batch=options.flow_batch).float()
-
-    return run
+    return NetworkFn(net, options, on_call=on_call)
 
 
 def colorize_video(
@@ -89,6 +149,7 @@ def colorize_video(
     starts_at_shared_anchor: bool = False,
     saturation: float = 1.0,
     side_by_side: bool = False,
+    guidance: Mapping[int, FrameGuidance] | None = None,
 ) -> Iterator[Tensor]:
     """Colour a stream of frames: H×W×3 uint8 in, H×W×3 uint8 RGB tensors on
     ``options.device`` out, one per frame, in order.
@@ -108,6 +169,10 @@ def colorize_video(
         saturation: the chroma gain on the predicted ab (``join_passes``).
         side_by_side: yield H×2W×3 frames, the input's L as gray on the left (ab = 0, what the
             network sees), the colour frame on the right.
+        guidance: colour hints by frame index (counted in ``frames``; ``FrameGuidance`` at the
+            frame size, ``tcvc.inference.guidance``): a guided frame is an anchor of every pass,
+            IDC gets its hints, and with ``options.guidance_carry`` they are carried along the
+            shot (``ClipStream``). ``net_fn`` must then be a ``NetworkFn``.
 
     Yields:
         H×W×3 uint8 RGB tensors, one per input frame (but the first, with
@@ -125,9 +190,11 @@ def colorize_video(
             resolution=options.resolution,
             clips_per_batch=options.clips_per_batch,
             starts_at_shared_anchor=starts_at_shared_anchor,
+            carry=options.guidance_carry,
         )
         for i in intervals
     ]
+    guidance = guidance or {}
     # working-size ab each pass has finished, by frame index, until every pass has the frame
     finished: list[dict[int, Tensor]] = [{} for _ in passes]
     lightness: dict[int, Tensor] = {}
@@ -155,8 +222,9 @@ def colorize_video(
     for index, frame in enumerate(frames):
         L = frame_to_L(frame, lightness=options.lightness, device=options.device)
         cut = detector(index, L)
+        guide = guidance.get(index)
         for which, stream in enumerate(passes):
-            for done in stream.push(L, cut=cut):
+            for done in stream.push(L, cut=cut, guide=guide):
                 collect(*done, which)
         yield from ready()
     for which, stream in enumerate(passes):
