@@ -262,3 +262,31 @@ def test_idc_baseline_runs_frame_by_frame_at_the_working_size(net):
             resolution=64,
         )[0]
     torch.testing.assert_close(rgb, lab_normalized_to_rgb(L, ab), atol=1e-5, rtol=0)
+
+
+def test_the_exemplar_protocol_gives_the_first_frame_and_writes_its_table(
+    one_run, sample_dir, original_checkpoint, tmp_path
+):
+    """references=first: each video's ground-truth frame 0 is given to IDC as dense hints;
+    the run has its own name and label, its table is written, and frame 0 changes (the
+    automatic run's frame 0 is IDC's guess). method=idc with references is refused."""
+    cfg = compose_eval(
+        [f"ckpt={original_checkpoint}", f"paths.output_dir={tmp_path}", "inference.interval=2"]
+        + ["references=first", "eval.save_frames=true", "eval.num_comparison_videos=0"]
+        + ["eval.metrics=[psnr,ssim]", "eval.baselines=[]"]
+        + SMALL
+        + data_overrides(sample_dir)
+    )
+    means = evaluate(cfg)
+    report = json.loads((tmp_path / "metrics.json").read_text())
+    assert report["methods"] == ["tcvc_2_ref_first"]
+    assert "first frame given" in (tmp_path / "table.md").read_text()
+    automatic = json.loads((one_run / "metrics.json").read_text())["mean"]["tcvc_2"]
+    assert means["tcvc_2_ref_first/psnr"] != pytest.approx(automatic["psnr"], rel=1e-6)
+    guided = sorted((tmp_path / "frames" / "tcvc_2_ref_first").rglob("00000.png"))
+    plain = sorted((one_run / "frames" / "tcvc_2").rglob("00000.png"))
+    assert guided and len(guided) == len(plain)
+    assert not np.array_equal(read_frames(guided[0].parent)[0], read_frames(plain[0].parent)[0])
+
+    with pytest.raises(UserError, match="references=first: the exemplar protocols colour with"):
+        evaluate(compose_eval(["method=idc", "references=first", *SMALL]))

@@ -269,6 +269,7 @@ def pngs_of(run_fn, net, source, out, **options):
         ({"shard": "2/2"}, "shard must be k/n with 0 ≤ k < n"),
         ({"segment_seconds": 0}, "segment_seconds must be > 0"),
         ({"resume": True, "on_decode_error": "keep"}, "on_decode_error=keep cannot be used"),
+        ({"devices": "[cpu,nowhere]"}, "devices: "),
     ],
 )
 def test_bad_film_options_are_one_line(clips, net, tmp_path, options, message):
@@ -276,3 +277,95 @@ def test_bad_film_options_are_one_line(clips, net, tmp_path, options, message):
     with pytest.raises(UserError, match=message):
         run(net, input=clips["bikes"], output=out, **options)
     assert list(tmp_path.iterdir()) == []
+
+
+# ---- guidance ---------------------------------------------------------------------------------
+
+
+def test_references_and_hints_end_to_end(clips, net, tmp_path, monkeypatch):
+    """bunny (12 frames, audio), interval 4: a reference for frame 2 (another size: resized,
+    with a warning) and colour dots on frame 9 make those frames anchors: clips 0–2, 2–7, 7–9,
+    9–11, each with hints (carried from frame 2 on); the output has the frames, size and audio
+    of a run without guidance."""
+    from PIL import Image
+
+    from tcvc.nets import TCVCNet
+
+    source = read_frames(clips["bunny"])
+    references = tmp_path / "references"
+    references.mkdir()
+    Image.fromarray(source[2, ::2, ::2]).save(references / "00002.png")
+    dots = tmp_path / "dots.json"
+    dots.write_text('[{"frame": 9, "x": 600, "y": 300, "color": "#c03020", "radius": 8}]')
+    calls = []
+    propagate = TCVCNet.propagate
+
+    def recording(self, L, flows, *, anchor_hints=None):
+        calls.append((L.shape[1], anchor_hints is not None))
+        return propagate(self, L, flows, anchor_hints=anchor_hints)
+
+    monkeypatch.setattr(TCVCNet, "propagate", recording)
+    guided = tmp_path / "guided.mp4"
+    with pytest.warns(UserWarning, match="00002.png"):
+        run(net, input=clips["bunny"], output=guided, references=references, hints=dots)
+    assert calls == [(3, True), (6, True), (3, True), (3, True)]
+    calls.clear()
+    plain = tmp_path / "plain.mp4"
+    run(net, input=clips["bunny"], output=plain)
+    assert calls == [(6, False), (6, False), (2, False)]
+    with VideoReader(guided) as a, VideoReader(plain) as b:
+        assert (a.info.num_frames, a.info.width, a.info.height, a.info.has_audio) == (
+            b.info.num_frames,
+            b.info.width,
+            b.info.height,
+            b.info.has_audio,
+        )
+        assert a.info.num_frames == 12 and a.info.has_audio
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"references": "[40:missing.png]"}, "frame 40|outside"),
+        ({"hints": "nowhere.json"}, "nowhere.json"),
+        ({"references": "[0:x.png]", "resume": True}, "references and hints cannot be used"),
+    ],
+)
+def test_bad_guidance_is_one_line(clips, net, tmp_path, options, message):
+    with pytest.raises(UserError, match=message):
+        run(net, input=clips["bikes"], output=tmp_path / "out.mp4", **options)
+    assert not (tmp_path / "out.mp4").exists()
+
+
+def test_a_10_bit_film_is_read_at_full_precision(net, tmp_path, monkeypatch):
+    """A lossless 10-bit ramp: with saturation=0 the output is the gray of the input's L; read
+    at full precision that gray is closer to the ramp's exact one than when read as 8 bits."""
+    from kornia.color import lab_to_rgb, rgb_to_lab
+    from test_io_bit_depth import gradient, make_deep_video
+
+    from tcvc.io import VideoReader as Reader
+    from tcvc.tasks import colorize_job
+
+    source = make_deep_video(tmp_path / "deep.mp4", "libx264", "yuv420p10le", frames=3)
+    with Reader(source, bit_depth="full") as reader:
+        assert reader.info.bit_depth == 10
+    rgb = torch.as_tensor(gradient().astype(np.float32) / 65535).permute(2, 0, 1)
+    lab = rgb_to_lab(rgb)
+    lab[1:] = 0
+    exact = lab_to_rgb(lab).permute(1, 2, 0).numpy() * 255  # the gray of the exact L
+
+    def error(out):
+        run(net, input=source, output=out, saturation=0)
+        return np.abs(pngs(out).astype(float) - exact).mean()
+
+    full = error(tmp_path / "full")
+    original = colorize_job.ColorizeJob.open_reader
+
+    def eight_bit(self, **kwargs):
+        reader = original(self, **kwargs)
+        reader.close()
+        return Reader(self.source, fps=self.fps, bit_depth="8", **kwargs)
+
+    monkeypatch.setattr(colorize_job.ColorizeJob, "open_reader", eight_bit)
+    eight = error(tmp_path / "eight")
+    assert full < 0.75 * eight, (full, eight)

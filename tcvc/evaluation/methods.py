@@ -22,9 +22,11 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from tcvc.color import rgb_to_lab_normalized, rgb_uint8_to_float
 from tcvc.errors import UserError
 from tcvc.evaluation.scoring import GROUND_TRUTH
 from tcvc.inference import (
+    FrameGuidance,
     InferenceOptions,
     anchor_clips,
     colorize_video,
@@ -95,9 +97,24 @@ class TestVideo:
 Step = Callable[[], None]
 
 
+REFERENCES = ("first", "first_last")
+
+
 class TCVC:
     """TCVC through ``tcvc.inference.colorize_video``: clips with shared anchors, one pass or
-    the multi-sampling ensemble, one run per interval of ``inference.interval``."""
+    the multi-sampling ensemble, one run per interval of ``inference.interval``.
+
+    ``references``: the exemplar protocols, each test video's ground-truth colours given as
+    references (dense hints for IDC on that anchor, carried along the video): ``first`` (frame
+    0, ColorMNet's protocol), ``first_last`` (frames 0 and T − 1, BiSTNet's); None: automatic.
+    """
+
+    def __init__(self, *, references: str | None = None) -> None:
+        if references is not None and references not in REFERENCES:
+            raise UserError(
+                f"references must be one of {', '.join(REFERENCES)} or null, got {references!r}"
+            )
+        self.references = references
 
     def load(self, weights: Weights) -> Networks:
         net = load_net(weights.ckpt, flownet_weights=weights.flownet, idc_weights=weights.idc)
@@ -106,8 +123,8 @@ class TCVC:
     def runs(self, options: InferenceOptions) -> list[Run]:
         return [
             Run(
-                name="tcvc_" + "+".join(map(str, intervals)),
-                label=f"TCVC (interval {'+'.join(map(str, intervals))})",
+                name="tcvc_" + "+".join(map(str, intervals)) + self._suffix(),
+                label=f"TCVC (interval {'+'.join(map(str, intervals))}{self._given()})",
                 intervals=intervals,
             )
             for intervals in options.runs
@@ -119,15 +136,31 @@ class TCVC:
     def colorize(self, run, video, networks, options, *, batch_size, step) -> Tensor:
         if networks.tcvc is None:
             raise UserError("the TCVC method needs the TCVC network: method=tcvc and ckpt=")
-        net_fn = network_fn(networks.tcvc, options)
-
-        def counted(L: Tensor) -> Tensor:
-            ab = net_fn(L)
-            step()
-            return ab
-
-        frames = colorize_video(counted, video.gt, options, intervals=run.intervals)
+        net_fn = network_fn(networks.tcvc, options, on_call=step)
+        frames = colorize_video(
+            net_fn, video.gt, options, intervals=run.intervals, guidance=self.guidance(video)
+        )
         return torch.stack(list(frames))
+
+    def guidance(self, video: TestVideo) -> dict[int, FrameGuidance]:
+        """The ground truth's ab as dense hints on the reference frames (none: automatic)."""
+        if self.references is None:
+            return {}
+        last = len(video.gt) - 1
+        frames = [0] if self.references == "first" else sorted({0, last})
+        guidance = {}
+        for index in frames:
+            _, ab = rgb_to_lab_normalized(rgb_uint8_to_float(video.gt[index : index + 1]))
+            mask = torch.ones_like(ab[0, :1])
+            guidance[index] = FrameGuidance(ab=ab[0], mask=mask, source=f"{video.name} {index}")
+        return guidance
+
+    def _suffix(self) -> str:
+        return "" if self.references is None else f"_ref_{self.references}"
+
+    def _given(self) -> str:
+        given = {"first": "first frame given", "first_last": "first and last frames given"}
+        return "" if self.references is None else f", {given[self.references]}"
 
 
 def idc_ab(

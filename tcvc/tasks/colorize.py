@@ -13,7 +13,8 @@ Three ways of working, one colouring path (``ColorizeJob.colour`` over
   ``tcvc.tasks.batch``, one output per input, finished ones skipped, failures reported.
 
 ``start`` / ``duration`` colour a part of the input (a preview), ``saturation`` scales the
-predicted chroma and ``side_by_side=true`` writes gray | colour.
+predicted chroma and ``side_by_side=true`` writes gray | colour; ``references`` (coloured frames)
+and ``hints`` (colour dots) guide the colours (``tcvc.inference.guidance``).
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ def colorize_file(job: ColorizeJob, *, net: torch.nn.Module | None = None) -> di
         net = job.load_net()
     net = net.to(job.options.device).eval()
     detector = SceneCutDetector(threshold=job.options.scene_cut_threshold)
+    guidance = job.guidance(info.num_frames, (info.height, info.width), span)
     log_start(job, info, span)
     target = job.target
     missing_parents = [p for p in target.absolute().parents if not p.exists()]
@@ -99,7 +101,14 @@ def colorize_file(job: ColorizeJob, *, net: torch.nn.Module | None = None) -> di
                 ) as writer,
                 progress_bar(job, total=len(span), desc=job.source.name) as bar,
             ):
-                job.colour(network_fn(net, job.options), reader, writer, bar=bar, detector=detector)
+                job.colour(
+                    network_fn(net, job.options),
+                    reader,
+                    writer,
+                    bar=bar,
+                    detector=detector,
+                    guidance=guidance,
+                )
                 if writer.frames_written == 0:
                     raise UserError(
                         f"{job.source}: no frame could be decoded ({reader.decode_error})"

@@ -12,6 +12,7 @@ import dataclasses
 import logging
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,12 +22,16 @@ from tqdm import tqdm
 
 from tcvc.errors import UserError
 from tcvc.inference import (
+    FrameGuidance,
     InferenceOptions,
     KnownCuts,
     NetFn,
     SceneCutDetector,
     colorize_video,
+    load_hints,
     load_net,
+    load_references,
+    merge_guidance,
     pick_device,
 )
 from tcvc.io import FrameFolderWriter, VideoReader, VideoWriter
@@ -136,6 +141,8 @@ class ColorizeJob:
     devices: tuple[str, ...] | None
     shard: tuple[int, int] | None
     segment_seconds: float
+    references: Any = None  # a folder of <frame index>.png, or index:path pairs
+    hints: str | None = None  # a JSON file of colour dots
 
     @classmethod
     def from_config(cls, cfg: DictConfig) -> ColorizeJob:
@@ -166,6 +173,8 @@ class ColorizeJob:
             )
             if not devices:
                 raise UserError("devices must list at least one device, e.g. [cuda:0,cuda:1]")
+            for device in devices:
+                pick_device(device, name="devices")  # one line for a bad or absent device
         segment_seconds = _number(cfg.get("segment_seconds", 10), "segment_seconds")
         if segment_seconds <= 0:
             raise UserError(f"segment_seconds must be > 0, got {segment_seconds}")
@@ -195,8 +204,15 @@ class ColorizeJob:
             devices=devices,
             shard=_shard(cfg.get("shard")),
             segment_seconds=segment_seconds,
+            references=_plain_container(cfg.get("references")),
+            hints=_text(cfg.get("hints")),
         )
         job.options.intervals  # noqa: B018  (a sweep of intervals is refused here, in one line)
+        if job.segmented and (job.references is not None or job.hints is not None):
+            raise UserError(
+                "references and hints cannot be used with resume, workers or shard yet (the "
+                "hints carried along a shot would stop at each segment); colour in one run"
+            )
         if job.segmented and on_decode_error == "keep":
             raise UserError(
                 "on_decode_error=keep cannot be used with resume, workers or shard (a segmented "
@@ -226,6 +242,31 @@ class ColorizeJob:
             stop=stop,
             bit_depth="full",
         )
+
+    def guidance(self, num_frames: int, frame_size: tuple[int, int], span: FrameRange):
+        """The colour guidance of ``references`` and ``hints`` (``tcvc.inference.guidance``;
+        dots over a reference of the same frame) for the frames of ``span``, by their index in
+        it; {} without either."""
+        guides = []
+        if self.references is not None:
+            guides.append(
+                load_references(self.references, num_frames=num_frames, frame_size=frame_size)
+            )
+        if self.hints is not None:
+            guides.append(load_hints(self.hints, num_frames=num_frames, frame_size=frame_size))
+        merged = merge_guidance(*guides) if guides else {}
+        inside = {i - span.start: g for i, g in merged.items() if span.start <= i < span.stop}
+        if len(inside) < len(merged):
+            log.info(
+                "%d guided frame(s) outside frames %d–%d, not used",
+                len(merged) - len(inside),
+                span.start,
+                span.stop - 1,
+            )
+        if inside:
+            shown = ", ".join(str(i + span.start) for i in sorted(inside)[:10])
+            log.info("guided frames (anchors): %s%s", shown, ", ..." if len(inside) > 10 else "")
+        return inside
 
     def frame_range(self, num_frames: int, fps: float) -> FrameRange:
         """The frames to colour of an input of ``num_frames`` at ``fps`` (``start``,
@@ -282,6 +323,7 @@ class ColorizeJob:
         bar: tqdm,
         detector: SceneCutDetector | KnownCuts,
         starts_at_shared_anchor: bool = False,
+        guidance: Mapping[int, FrameGuidance] | None = None,
     ) -> None:
         """Every frame of ``reader`` coloured (``colorize_video``) into ``writer``: decoding
         and encoding on their own threads with bounded queues when ``io_threads``."""
@@ -294,6 +336,7 @@ class ColorizeJob:
             starts_at_shared_anchor=starts_at_shared_anchor,
             saturation=self.saturation,
             side_by_side=self.side_by_side,
+            guidance=guidance,
         )
         try:
             if not self.io_threads:
@@ -365,6 +408,11 @@ def _required(cfg: DictConfig, key: str, what: str) -> str:
     if OmegaConf.is_missing(cfg, key) or cfg.get(key) in (None, ""):
         raise UserError(f"no {key}: set {key}=PATH ({what})")
     return str(cfg.get(key))
+
+
+def _plain_container(value: Any) -> Any:
+    """A config list or mapping as a plain one (OmegaConf's are not ``list`` / ``dict``)."""
+    return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
 
 
 def _text(value: Any) -> str | None:

@@ -117,6 +117,11 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     options = InferenceOptions.from_config(cfg.inference)
     settings = _eval_options(cfg)
     method = instantiate(cfg.method)
+    if cfg.get("references") is not None and not hasattr(method, "references"):
+        raise UserError(
+            f"references={cfg.references}: the exemplar protocols colour with TCVC (method=tcvc), "
+            f"not {type(method).__name__}"
+        )
     entries = [Entry(method, run) for run in method.runs(options)]
     for name in settings.baselines:
         baseline = instantiate(cfg.methods[name])
