@@ -30,6 +30,7 @@ import os
 import queue
 import shutil
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -213,33 +214,81 @@ def load_or_make_plan(job: ColorizeJob, work: WorkFolder) -> tuple[Plan, bool]:
     return plan, False
 
 
-def colour_segment(job: ColorizeJob, plan: Plan, work: WorkFolder, segment: Segment, net_fn, bar):
-    """One segment's frames coloured into its piece (atomic: complete or absent)."""
+class PieceCloser:
+    """Finishes pieces (the encoder's flush, the rename into place) on a thread while the next
+    segment is coloured, one at a time: x264 holds its look-ahead of frames until the flush, so
+    finishing a piece in line would stall the network, as a streamed run never does."""
+
+    def __init__(self) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="piece-closer")
+        self._pending: Future | None = None
+
+    def close(self, writer) -> None:
+        self.wait()
+        self._pending = self._executor.submit(writer.close)
+
+    def wait(self) -> None:
+        """Until the piece being finished is in place (its error raised here)."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def shutdown(self) -> None:
+        try:
+            self.wait()
+        finally:
+            self._executor.shutdown(wait=True)
+
+
+def colour_segment(
+    job: ColorizeJob,
+    plan: Plan,
+    work: WorkFolder,
+    segment: Segment,
+    net_fn,
+    bar,
+    closer: PieceCloser,
+) -> None:
+    """One segment's frames coloured into its piece (atomic: complete or absent); ``closer``
+    finishes the piece."""
     first = plan.start + segment.start
-    with (
-        job.open_reader(start=first, stop=plan.start + segment.stop) as reader,
-        job.open_writer(
-            work.piece(segment.index),
-            fps=plan.fps,
-            frame_size=(plan.height, plan.width),
-            audio_from=None,
-            overwrite=False,
-        ) as writer,
-    ):
-        job.colour(
-            net_fn,
-            reader,
-            writer,
-            bar=bar,
-            detector=KnownCuts(segment.local_cuts()),
-            starts_at_shared_anchor=segment.shares_anchor,
-        )
+    writer = job.open_writer(
+        work.piece(segment.index),
+        fps=plan.fps,
+        frame_size=(plan.height, plan.width),
+        audio_from=None,
+        overwrite=False,
+    )
+    try:
+        with job.open_reader(start=first, stop=plan.start + segment.stop) as reader:
+            job.colour(
+                net_fn,
+                reader,
+                writer,
+                bar=bar,
+                detector=KnownCuts(segment.local_cuts()),
+                starts_at_shared_anchor=segment.shares_anchor,
+            )
         if writer.frames_written != len(segment.output):
             raise UserError(
                 f"{job.source}: segment {segment.index} (frames {first}–"
                 f"{plan.start + segment.stop - 1}) gave {writer.frames_written} frames, expected "
                 f"{len(segment.output)}: the input cannot be read as it was planned"
             )
+    except BaseException:
+        writer.abort()
+        raise
+    closer.close(writer)
+
+
+def colour_segments(job, plan, work, segments, net_fn, bar) -> None:
+    """``segments`` one after another in this process, each piece finished behind the next."""
+    closer = PieceCloser()
+    try:
+        for segment in segments:
+            colour_segment(job, plan, work, segment, net_fn, bar, closer)
+    finally:
+        closer.shutdown()
 
 
 def colorize_segmented(job: ColorizeJob, *, net: torch.nn.Module | None = None) -> dict[str, Any]:
@@ -273,8 +322,7 @@ def colorize_segmented(job: ColorizeJob, *, net: torch.nn.Module | None = None) 
                     net = job.load_net()
                 net = net.to(job.options.device).eval()
                 fn = network_fn(net, job.options)
-                for segment in todo:
-                    colour_segment(job, plan, work, segment, fn, bar)
+                colour_segments(job, plan, work, todo, fn, bar)
         joined = join(job, plan, work)
     except BaseException:
         _keep_or_remove(job, work)
@@ -415,8 +463,12 @@ def _worker(job: ColorizeJob, plan: Plan, net, tasks, events, worker: int, threa
         fn = network_fn(net, job.options)
         work = WorkFolder(job)
         bar = _QueueBar(events, worker)
-        while (index := tasks.get()) is not None:
-            colour_segment(job, plan, work, plan.segments[index], fn, bar)
+        closer = PieceCloser()
+        try:
+            while (index := tasks.get()) is not None:
+                colour_segment(job, plan, work, plan.segments[index], fn, bar, closer)
+        finally:
+            closer.shutdown()
         events.put(("done", worker, None))
     except KeyboardInterrupt:
         events.put(("stopped", worker, None))
