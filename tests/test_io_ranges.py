@@ -96,6 +96,11 @@ def test_table_step_and_grid_check_see_gaps_and_uneven_steps():
     odd.add(0)
     odd.add(700)  # off the grid
     assert odd.grid_step is None
+    # one timestamp twice and a gap elsewhere: as many timestamps as slots, but not a grid
+    twice = GridCheck(step=512)
+    for pts in (0, 512, 1024, 1536, 2560, 2560, 3072):
+        twice.add(pts)
+    assert twice.grid_step is None
 
 
 # -- ranges of real files --------------------------------------------------------------------

@@ -60,8 +60,10 @@ class GridCheck:
     """Fed every frame's timestamp (in any order), says whether they fill a grid of `step`; or
     given a sample table (`add_table`), whether its decode times step evenly.
 
-    Constant memory: the timestamps must all lie on the grid through the first one, and span
-    exactly as many slots as there were timestamps (so no slot is empty, given no duplicates).
+    The timestamps must all lie on the grid through the first one, each slot at most once (a
+    byte a slot seen: 100 kB for 100,000 frames), and span exactly as many slots as there were
+    timestamps, so that no slot is empty: one timestamp twice and a gap elsewhere would
+    otherwise pass for a full grid, and a seek past them land on the wrong frame.
     """
 
     def __init__(self, step: Fraction | None) -> None:
@@ -69,6 +71,8 @@ class GridCheck:
         self._anchor: int | None = None
         self._low = self._high = 0
         self._count = 0
+        self._seen = bytearray()  # slot self._base + k seen: self._seen[k]
+        self._base = 0
         self._on_grid = self.step is not None
         self._table: Fraction | None = None
 
@@ -86,11 +90,23 @@ class GridCheck:
         if self._anchor is None:
             self._anchor = pts
         slot = FrameGrid(self._anchor, self.step).index(pts)
-        if slot is None:
-            self._on_grid = False
+        if slot is None or self._mark(slot):
+            self._on_grid = False  # off the grid, or a slot taken twice
             return
         self._low, self._high = min(self._low, slot), max(self._high, slot)
         self._count += 1
+
+    def _mark(self, slot: int) -> bool:
+        """Mark ``slot`` seen; whether it was seen before."""
+        if slot < self._base:
+            self._seen[:0] = bytes(self._base - slot)
+            self._base = slot
+        index = slot - self._base
+        if index >= len(self._seen):
+            self._seen.extend(bytes(index + 1 - len(self._seen)))
+        seen = bool(self._seen[index])
+        self._seen[index] = 1
+        return seen
 
     @property
     def grid_step(self) -> Fraction | None:
