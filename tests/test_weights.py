@@ -37,6 +37,7 @@ from tcvc.errors import UserError
 from tcvc.tasks.config import resolve_released
 from tcvc.weights import catalog, download
 from tcvc.weights.__main__ import format_list, main
+from tcvc.weights.cache import released_path, status
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = str(ROOT / "conf")
@@ -403,7 +404,7 @@ def test_a_partial_download_is_resumed_with_a_range_request(server, home, weight
     assert leftovers(home) == []
 
 
-@pytest.mark.parametrize("case", ["resume", "server-ignores-range", "partial-too-long"])
+@pytest.mark.parametrize("case", ["resume", "server-ignores-range", "partial-too-long", "complete"])
 def test_download_resumes_or_starts_again(case, server, home, tmp_path):
     data = os.urandom(300_000)
     server.files = {"/a.zip": data}
@@ -412,6 +413,7 @@ def test_download_resumes_or_starts_again(case, server, home, tmp_path):
         "resume": data[:123_457],
         "server-ignores-range": b"x" * 1000,
         "partial-too-long": data + b"more",
+        "complete": data,  # a run killed between its last byte and the rename
     }[case]
     (tmp_path / "a.zip.partial").write_bytes(start)
     server.ignore_range = case == "server-ignores-range"
@@ -423,6 +425,7 @@ def test_download_resumes_or_starts_again(case, server, home, tmp_path):
         "resume": [("/a.zip", asked, len(data) - len(start))],
         "server-ignores-range": [("/a.zip", asked, len(data))],
         "partial-too-long": [("/a.zip", asked, 0), ("/a.zip", None, len(data))],
+        "complete": [("/a.zip", asked, 0)],  # 416 bytes */N with N its size: nothing again
     }[case]
     assert server.requests == expected
 
@@ -581,3 +584,37 @@ def test_list_shows_each_file_and_the_command_for_what_is_missing(
         "all verified: ckpt=released, model.flownet_weights=released, model.idc_weights=released "
         "use them"
     )
+
+
+def test_an_archive_downloaded_before_is_installed_without_downloading_it_again(
+    server, home, weights, accept_idc_hash
+):
+    """A run stopped after an archive's download but before installing: the next takes it."""
+    accept_idc_hash(weights[IDC_FILE])
+    server.files = archives(weights)
+    (home / "downloads").mkdir(parents=True)
+    for name, data in server.files.items():
+        (home / "downloads" / name.lstrip("/")).write_bytes(data)
+    assert fetch_cli(server) == 0
+    assert server.requests == []
+    assert all((home / name).read_bytes() == data for name, data in weights.items())
+    assert leftovers(home) == []
+
+
+def test_a_file_changed_since_it_was_verified_is_verified_again(
+    server, home, weights, accept_idc_hash
+):
+    """The manifest holds size and modification time: a changed byte (same size) makes the
+    file unverified, and `released` then checks it anew (and names it when it fails)."""
+    accept_idc_hash(weights[IDC_FILE])
+    server.files = archives(weights)
+    assert fetch_cli(server) == 0
+    path = home / TCVC
+    assert next(s for s in status(home=home) if s.name == TCVC).state == "verified"
+    data = bytearray(path.read_bytes())
+    data[-30] ^= 0xFF
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1_000_000))
+    assert next(s for s in status(home=home) if s.name == TCVC).state == "unverified"
+    with pytest.raises(UserError, match="remove it and run"):
+        released_path(TCVC, home=home)

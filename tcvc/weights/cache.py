@@ -2,10 +2,11 @@
 
 The folder is ``$TCVC_HOME`` (default ``~/.cache/tcvc``). It holds the released files under their
 own names (``80000_G.pth``, ``FlowNet2_checkpoint.pth.tar``, ``siggraph17-df00044c.pth``),
-``manifest.json`` (``{"files": {name: {"sha256", "size", "source"}}}``: the files verified) and
-``downloads/`` (archives while they download). A file is *verified* when the manifest records it
-with the size it has now; a file put there by hand is verified on first use (``released_path``)
-or by ``python -m tcvc.weights fetch``.
+``manifest.json`` (``{"files": {name: {"sha256", "size", "mtime_ns", "source"}}}``: the files
+verified) and ``downloads/`` (archives while they download). A file is *verified* when the
+manifest records it with the size and modification time it has now (and, for a name with a hash
+in it, a SHA-256 that fits the name); a file put there by hand, or changed since, is verified on
+first use (``released_path``) or by ``python -m tcvc.weights fetch``.
 
 ``install`` copies a stream to a hidden file beside its final name, hashing it on the way, checks
 the hash in its name (if any) and its strict layout, and only then renames it into place
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +37,8 @@ __all__ = [
     "status",
     "verify_in_place",
 ]
+
+log = logging.getLogger(__name__)
 
 FETCH_COMMAND = "python -m tcvc.weights fetch"
 MANIFEST = "manifest.json"
@@ -57,9 +61,15 @@ def read_manifest(home: Path) -> dict[str, dict]:
     return files if isinstance(files, dict) else {}
 
 
-def _record(home: Path, name: str, *, sha256: str, size: int, source: str) -> None:
+def _record(home: Path, name: str, *, sha256: str, source: str) -> None:
+    stat = (home / name).stat()
     files = read_manifest(home)
-    files[name] = {"sha256": sha256, "size": size, "source": source}
+    files[name] = {
+        "sha256": sha256,
+        "size": stat.st_size,
+        "mtime_ns": stat.st_mtime_ns,
+        "source": source,
+    }
     temporary = home / f".{MANIFEST}.{os.getpid()}.tmp"
     temporary.write_text(json.dumps({"files": files}, indent=2, sort_keys=True) + "\n")
     os.replace(temporary, home / MANIFEST)
@@ -87,9 +97,12 @@ def status(*, home: Path | None = None) -> list[FileStatus]:
         if not path.is_file():
             result.append(FileStatus(entry.name, path, "missing"))
             continue
-        size = path.stat().st_size
+        stat = path.stat()
+        size = stat.st_size
         record = manifest.get(entry.name, {})
-        if record.get("size") == size and record.get("sha256"):
+        sha256 = str(record.get("sha256") or "")
+        unchanged = record.get("size") == size and record.get("mtime_ns") == stat.st_mtime_ns
+        if unchanged and sha256 and sha256.startswith(entry.sha256_prefix or ""):
             result.append(FileStatus(entry.name, path, "verified", size, record["sha256"]))
         else:
             result.append(FileStatus(entry.name, path, "unverified", size))
@@ -141,7 +154,7 @@ def install(stream: BinaryIO, entry: ReleasedFile, *, home: Path, source: str) -
         os.replace(temporary, target)
     finally:
         temporary.unlink(missing_ok=True)
-    _record(home, entry.name, sha256=digest.hexdigest(), size=size, source=source)
+    _record(home, entry.name, sha256=digest.hexdigest(), source=source)
     return target
 
 
@@ -158,7 +171,10 @@ def verify_in_place(entry: ReleasedFile, *, home: Path) -> Path:
     path = home / entry.name
     digest = _sha256(path)
     _check(entry, path, digest, source=str(path))
-    _record(home, entry.name, sha256=digest, size=path.stat().st_size, source=str(path))
+    try:
+        _record(home, entry.name, sha256=digest, source=str(path))
+    except OSError as error:  # a read-only shared cache: the file is good all the same
+        log.warning("%s verified, but not recorded in %s (%s)", path, home / MANIFEST, error)
     return path
 
 

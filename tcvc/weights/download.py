@@ -24,6 +24,7 @@ __all__ = ["CHUNK", "download", "partial_path"]
 
 CHUNK = 1 << 20  # bytes read and written at a time
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+_CONTENT_RANGE_UNSATISFIED = re.compile(r"\s*bytes \*/(\d+)\s*")
 
 
 def partial_path(target: Path) -> Path:
@@ -46,9 +47,12 @@ def _open(url: str, *, start: int, timeout: float):
             urllib.request.Request(url, headers=headers), timeout=timeout
         )
     except urllib.error.HTTPError as error:
-        if error.code == 416 and start:  # the .partial is no prefix of this file: start over
+        if error.code == 416 and start:
             error.close()
-            return _open(url, start=0, timeout=timeout)
+            whole = _CONTENT_RANGE_UNSATISFIED.fullmatch(error.headers.get("Content-Range", ""))
+            if whole and int(whole[1]) == start:  # the .partial is the whole file already
+                return None, start, start
+            return _open(url, start=0, timeout=timeout)  # not a prefix of this file: start over
         raise UserError(f"cannot download {url}: HTTP {error.code} {error.reason}") from error
     except (urllib.error.URLError, OSError) as error:
         reason = getattr(error, "reason", error)
@@ -78,6 +82,9 @@ def download(url: str, target: Path, *, progress: bool = True, timeout: float = 
     partial = partial_path(target)
     start = partial.stat().st_size if partial.is_file() else 0
     response, start, total = _open(url, start=start, timeout=timeout)
+    if response is None:  # complete before (a run stopped before its rename)
+        os.replace(partial, target)
+        return target
     done = start
     bar = tqdm(
         total=total,

@@ -101,15 +101,24 @@ def _from_archives(
             break
         url = f"{base_url.rstrip('/')}/{archive.name}"
         tried.append(url)
-        path = download(url, home / "downloads" / archive.name, progress=progress)
+        path = home / "downloads" / archive.name
+        if path.is_file() and zipfile.is_zipfile(path):
+            log(f"using {path}, downloaded before")  # a run stopped before installing
+        else:
+            path = download(url, path, progress=progress)
         try:
             _install_from_zip(path, missing, home=home, label=url, problems=problems, log=log)
-        except UserError as error:
+        except UserError as error:  # the archive is bad: download it anew next time
+            path.unlink(missing_ok=True)
             raise UserError(
                 f"{error}; removed it: run the command again to download it anew"
             ) from error
-        finally:
-            path.unlink(missing_ok=True)
+        except OSError as error:  # a full disk, say: the archive is kept for the next run
+            raise UserError(
+                f"cannot install from {path}: {error.strerror or error}; kept it: run the "
+                "command again"
+            ) from error
+        path.unlink()  # installed: the archive is no longer needed
     return ", ".join(tried)
 
 
@@ -210,3 +219,5 @@ def _install_from_zip(
                     )
     except (zipfile.BadZipFile, zlib.error, EOFError) as error:
         raise UserError(f"{label} is not a complete zip archive ({error})") from error
+    except (RuntimeError, NotImplementedError) as error:  # encrypted, or Deflate64 and the like
+        raise UserError(f"{label}: cannot read the archive ({error})") from error
