@@ -369,3 +369,103 @@ def test_a_10_bit_film_is_read_at_full_precision(net, tmp_path, monkeypatch):
     monkeypatch.setattr(colorize_job.ColorizeJob, "open_reader", eight_bit)
     eight = error(tmp_path / "eight")
     assert full < 0.75 * eight, (full, eight)
+
+
+# ---- what a failure leaves ----------------------------------------------------------------------
+
+
+class InterruptedNet:
+    """Makes ``net`` raise KeyboardInterrupt (Ctrl-C) at its ``at``-th clip."""
+
+    def __init__(self, net, at: int) -> None:
+        self.net, self.at, self.calls = net, at, 0
+
+    def __enter__(self):
+        original = type(self.net).colorize_clip
+
+        def interrupted(net, L, **kwargs):
+            self.calls += 1
+            if self.calls == self.at:
+                raise KeyboardInterrupt
+            return original(net, L, **kwargs)
+
+        self.original = original
+        type(self.net).colorize_clip = interrupted
+        return self
+
+    def __exit__(self, *exc_info):
+        type(self.net).colorize_clip = self.original
+
+
+def test_a_refused_run_keeps_the_work_of_an_earlier_one(clips, net, tmp_path):
+    """Ctrl-C keeps a resumable folder; a later run with other options (even one that would
+    remove its own folder on failure: workers=2, no resume) is refused and leaves it."""
+    out = tmp_path / "film.mp4"
+    options = {"input": clips["bikes"], "output": out, "segment_seconds": 0.2}
+    with InterruptedNet(net, at=4), pytest.raises(KeyboardInterrupt):
+        run(net, **options, resume=True)
+    pieces = sorted(p.name for p in (work_folder(out) / "pieces").glob("[0-9]*"))
+    assert pieces
+    with pytest.raises(UserError, match="another saturation"):
+        run(net, **options, workers=2, saturation=1.5)
+    assert sorted(p.name for p in (work_folder(out) / "pieces").glob("[0-9]*")) == pieces
+
+
+def test_a_failed_join_leaves_no_lock_and_a_dead_joiners_lock_is_taken_over(
+    clips, net, tmp_path, monkeypatch
+):
+    from tcvc.tasks import segmented
+
+    out = tmp_path / "sharded"
+    options = {"input": clips["bikes"], "output": out, "segment_seconds": 0.2}
+    run(net, **options, shard="1/2")
+    join = segmented.join_frame_folders
+
+    def killed(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(segmented, "join_frame_folders", killed)
+    with pytest.raises(KeyboardInterrupt):
+        run(net, **options, shard="0/2")
+    lock = work_folder(out) / "join.lock"
+    assert not lock.exists() and not out.exists()
+    monkeypatch.setattr(segmented, "join_frame_folders", join)
+    import socket
+
+    lock.write_text(f"{socket.gethostname()} 999999999")  # a joiner that died
+    assert run(net, **options, shard="0/2")["joined"]
+    assert len(list(out.iterdir())) == 18
+
+
+def test_frame_folder_pieces_join_in_numeric_order(tmp_path):
+    from tcvc.tasks.segmented import join_frame_folders
+
+    pieces = [tmp_path / "p0", tmp_path / "p1"]
+    for piece, names in zip(pieces, (["99999", "100000"], ["00000"]), strict=True):
+        piece.mkdir()
+        for name in names:
+            (piece / f"{name}.png").write_text(name)
+    assert join_frame_folders(pieces, tmp_path / "out") == 3
+    assert [(p.name, p.read_text()) for p in sorted((tmp_path / "out").iterdir())] == [
+        ("00000.png", "99999"),
+        ("00001.png", "100000"),
+        ("00002.png", "00000"),
+    ]
+
+
+@pytest.mark.parametrize("value", ["1:75", "infs", "1:60:00", "-2s"])
+def test_times_that_are_not_times(value):
+    from tcvc.tasks.colorize_job import parse_time
+
+    with pytest.raises(UserError, match="start must be frames"):
+        parse_time(value, name="start")
+
+
+def test_times():
+    from tcvc.tasks.colorize_job import parse_time
+
+    assert parse_time("1:30", name="t") == 90
+    assert parse_time("0:01:30.5", name="t") == 90.5
+    assert parse_time("90:00", name="t") == 5400
+    assert parse_time("4.8s", name="t") == 4.8
+    assert parse_time(120, name="t") == 120 and parse_time("120", name="t") == 120

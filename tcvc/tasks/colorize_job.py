@@ -73,13 +73,15 @@ def parse_time(value: Any, *, name: str) -> int | float | None:
     clock = _CLOCK.match(text)
     if clock:
         hours, minutes, seconds = clock.groups()
-        return int(hours or 0) * 3600 + int(minutes) * 60 + float(seconds)
+        # m:ss or h:mm:ss (minutes and seconds below 60 where a larger unit is given)
+        if (hours is None or int(minutes) < 60) and float(seconds) < 60:
+            return int(hours or 0) * 3600 + int(minutes) * 60 + float(seconds)
     if text.endswith("s"):
         try:
             seconds = float(text[:-1])
         except ValueError:
             seconds = math.nan
-        if seconds >= 0:
+        if math.isfinite(seconds) and seconds >= 0:
             return seconds
     raise UserError(
         f"{name} must be frames (a whole number, 120) or a time (4.8s, 1:30, 0:01:30.5), "

@@ -29,7 +29,10 @@ import logging
 import os
 import queue
 import shutil
+import signal
+import socket
 import time
+import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,11 +118,19 @@ class WorkFolder:
                 "start over"
             ) from error
 
-    def write_plan(self, plan: Plan) -> None:
+    def write_plan(self, plan: Plan) -> Plan:
+        """Write ``plan``, unless another process (a shard) wrote one first: the first plan
+        written is the plan (a hard link cannot replace a file); returns the one in force."""
         self.pieces.mkdir(parents=True, exist_ok=True)
-        temp = self.root / f".plan.json.{os.getpid()}"
+        temp = self.root / f".plan.json.{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex}"
         temp.write_text(json.dumps(plan.to_json(), indent=1))
-        os.replace(temp, self.root / "plan.json")
+        try:
+            os.link(temp, self.root / "plan.json")
+        except FileExistsError:
+            return self.read_plan()
+        finally:
+            temp.unlink(missing_ok=True)
+        return plan
 
     def finished(self, plan: Plan) -> int:
         return sum(self.done(s) for s in plan.segments)
@@ -209,8 +220,10 @@ def load_or_make_plan(job: ColorizeJob, work: WorkFolder) -> tuple[Plan, bool]:
                 f"resume it, or remove the folder to start over"
             )
         return plan, True
-    plan = make_plan(job, identity)
-    work.write_plan(plan)
+    plan = work.write_plan(make_plan(job, identity))
+    changed = _changes(plan.fingerprint, identity)
+    if changed:  # a shard with other options wrote its plan first
+        raise UserError(f"{work.root} holds a run with another {', '.join(changed)}")
     return plan, False
 
 
@@ -224,7 +237,11 @@ class PieceCloser:
         self._pending: Future | None = None
 
     def close(self, writer) -> None:
-        self.wait()
+        try:
+            self.wait()
+        except BaseException:
+            writer.abort()
+            raise
         self._pending = self._executor.submit(writer.close)
 
     def wait(self) -> None:
@@ -297,6 +314,7 @@ def colorize_segmented(job: ColorizeJob, *, net: torch.nn.Module | None = None) 
     ``"joined"`` (False: a shard that left the join to another)."""
     work = WorkFolder(job)
     started = time.perf_counter()
+    made_here = not work.root.exists()
     try:
         plan, resumed = load_or_make_plan(job, work)
         if job.shard is None:
@@ -325,12 +343,14 @@ def colorize_segmented(job: ColorizeJob, *, net: torch.nn.Module | None = None) 
                 colour_segments(job, plan, work, todo, fn, bar)
         joined = join(job, plan, work)
     except BaseException:
-        _keep_or_remove(job, work)
+        _keep_or_remove(job, work, made_here=made_here)
         raise
     seconds = time.perf_counter() - started
-    info = dataclasses.replace(plan, fps=plan.fps)  # finished_line reads fps, height, width
-    frames = plan.num_frames if joined else sum(len(s.output) for s in todo)
-    message = finished_line(job, info, frames, seconds, plan.cuts)
+    here = sum(len(s.output) for s in todo)  # frames coloured by this run
+    frames = plan.num_frames if joined else here
+    message = finished_line(job, plan, here, seconds, plan.cuts)  # plan: fps, height, width
+    if joined and here != plan.num_frames:
+        message += f" (joined with {plan.num_frames - here} frames coloured before)"
     if not joined:
         done = work.finished(plan)
         message = (
@@ -359,19 +379,20 @@ def _log_plan(job: ColorizeJob, plan: Plan) -> None:
     log.info("%d segments in %s", len(plan.segments), work_folder(job.target))
 
 
-def _keep_or_remove(job: ColorizeJob, work: WorkFolder) -> None:
-    """After a failure: keep the work folder when a resume can use it, else remove it."""
+def _keep_or_remove(job: ColorizeJob, work: WorkFolder, *, made_here: bool) -> None:
+    """After a failure: keep the work folder when a resume can use it, else remove it; a
+    folder an earlier run made is always kept (its pieces are that run's work)."""
     if not work.root.exists():
         return
-    usable = (job.resume or job.shard is not None) and (work.root / "plan.json").is_file()
-    if usable:
+    resumable = job.resume or job.shard is not None or not made_here
+    if resumable and (work.root / "plan.json").is_file():
         log.warning(
             "kept %s (%d finished piece(s)): run again with resume=true to go on; remove the "
             "folder to start over",
             work.root,
             len([p for p in work.pieces.glob("[0-9]*")]) if work.pieces.is_dir() else 0,
         )
-    else:
+    elif made_here:
         work.remove()
 
 
@@ -384,18 +405,57 @@ def join(job: ColorizeJob, plan: Plan, work: WorkFolder) -> bool:
     if work.finished(plan) < len(plan.segments):
         return False
     lock = work.root / "join.lock"
+    if not _take_lock(lock, force=job.shard is None):
+        log.info("%s: another process is joining the pieces (%s)", job.target, lock)
+        return False
     try:
-        descriptor = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-    except FileExistsError:
-        if job.shard is not None:
-            return False  # another shard joins
-        lock.unlink()  # a join that was killed: redo it
-        descriptor = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-    os.close(descriptor)
+        frames = _join_pieces(job, plan, work)
+    except BaseException:
+        lock.unlink(missing_ok=True)  # a later run joins them again
+        raise
+    if frames != plan.num_frames:
+        lock.unlink(missing_ok=True)
+        raise UserError(f"{job.target}: joined {frames} frames, the plan has {plan.num_frames}")
+    work.remove()
+    return True
+
+
+def _take_lock(lock: Path, *, force: bool) -> bool:
+    """Create ``lock`` (holding this host and pid); when it exists: take it over if ``force``
+    (no other process joins: a killed join) or if its holder, a process of this host, is dead;
+    else False."""
+    me = f"{socket.gethostname()} {os.getpid()}"
+    for _ in range(2):
+        try:
+            descriptor = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            holder = lock.read_text().split() if lock.is_file() else []
+            dead = len(holder) == 2 and holder[0] == socket.gethostname()
+            dead = dead and not _alive(int(holder[1]))
+            if not (force or dead):
+                return False
+            log.warning("%s: taking over the join of %s", lock, " ".join(holder) or "nobody")
+            lock.unlink(missing_ok=True)
+            continue
+        with os.fdopen(descriptor, "w") as file:
+            file.write(me)
+        return True
+    return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _join_pieces(job: ColorizeJob, plan: Plan, work: WorkFolder) -> int:
     pieces = [work.piece(s.index) for s in plan.segments]
-    missing_parents = [p for p in job.target.absolute().parents if not p.exists()]
     job.target.parent.mkdir(parents=True, exist_ok=True)
-    del missing_parents
     if job.kind == "video":
         frames = join_pieces(
             pieces,
@@ -406,23 +466,21 @@ def join(job: ColorizeJob, plan: Plan, work: WorkFolder) -> bool:
         )
     else:
         frames = join_frame_folders(pieces, job.target)
-    if frames != plan.num_frames:
-        raise UserError(f"{job.target}: joined {frames} frames, the plan has {plan.num_frames}")
-    work.remove()
-    return True
+    return frames
 
 
 def join_frame_folders(pieces: list[Path], target: Path) -> int:
     """The PNG frames of the pieces, renumbered from 0 (``00000.png`` …, as
     ``FrameFolderWriter`` names them) into the folder ``target``, atomically: hard links in a
     hidden folder beside it (copies across file systems), renamed into place."""
+    for stale in target.parent.glob(f".{target.name}.joining-*"):  # of a killed join
+        shutil.rmtree(stale, ignore_errors=True)
     temp = target.parent / f".{target.name}.joining-{os.getpid()}"
-    shutil.rmtree(temp, ignore_errors=True)
     temp.mkdir(parents=True)
     count = 0
     try:
         for piece in pieces:
-            for frame in sorted(piece.iterdir()):
+            for frame in sorted(piece.iterdir(), key=lambda file: int(file.stem)):
                 name = temp / f"{count:05d}{frame.suffix}"
                 try:
                     os.link(frame, name)
@@ -455,8 +513,24 @@ class _QueueBar:
         self.events.put(("frames", self.worker, count))
 
 
-def _worker(job: ColorizeJob, plan: Plan, net, tasks, events, worker: int, threads: int) -> None:
+def _die_with_parent(parent: int) -> None:
+    """Have the kernel end this process when its parent dies (Linux ``PR_SET_PDEATHSIG``): a
+    parent killed by a signal or the OOM killer leaves no worker colouring on."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: the workers check their parent between segments
+    if os.getppid() != parent:  # it died before the call above
+        os._exit(1)
+
+
+def _worker(
+    job: ColorizeJob, plan: Plan, net, tasks, events, worker: int, threads: int, parent: int
+) -> None:
     """A worker process: takes segment indices from ``tasks`` until None, colours each."""
+    _die_with_parent(parent)
     torch.set_num_threads(threads)
     try:
         net = (net if net is not None else job.load_net()).to(job.options.device).eval()
@@ -465,7 +539,7 @@ def _worker(job: ColorizeJob, plan: Plan, net, tasks, events, worker: int, threa
         bar = _QueueBar(events, worker)
         closer = PieceCloser()
         try:
-            while (index := tasks.get()) is not None:
+            while (index := tasks.get()) is not None and os.getppid() == parent:
                 colour_segment(job, plan, work, plan.segments[index], fn, bar, closer)
         finally:
             closer.shutdown()
@@ -495,7 +569,7 @@ def colour_in_workers(job, plan, work, todo, *, net, bar) -> None:
     processes = [
         context.Process(
             target=_worker,
-            args=(job.with_device(devices[k]), plan, net, tasks, events, k, threads),
+            args=(job.with_device(devices[k]), plan, net, tasks, events, k, threads, os.getpid()),
             daemon=True,
         )
         for k in range(count)
