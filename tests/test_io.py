@@ -83,19 +83,24 @@ def make_video(
         if audio:
             samples = np.arange(44100 * len(frames) // fps) / 44100
             wave = 0.3 * np.sin(2 * np.pi * 440 * samples)
-            if audio == "aac":
-                chunk = av.AudioFrame.from_ndarray(
-                    wave.astype(np.float32)[None], format="fltp", layout="mono"
-                )
-            else:
-                chunk = av.AudioFrame.from_ndarray(
-                    (wave * 32767).astype(np.int16)[None], format="s16", layout="mono"
-                )
-            chunk.sample_rate = 44100
-            chunk.pts = 0
-            container.mux(sound.encode(chunk))
+            container.mux(sound.encode(audio_frame(wave, audio, rate=44100)))
             container.mux(sound.encode())
     return path
+
+
+def audio_frame(wave: np.ndarray, codec: str, *, rate: int) -> av.AudioFrame:
+    """One mono frame of ``wave`` (float samples in [-1, 1]) at pts 0, in the sample format
+    ``codec`` takes: float planar for aac, 16-bit for the others."""
+    if codec == "aac":
+        chunk = av.AudioFrame.from_ndarray(
+            wave.astype(np.float32)[None], format="fltp", layout="mono"
+        )
+    else:
+        chunk = av.AudioFrame.from_ndarray(
+            (wave * 32767).astype(np.int16)[None], format="s16", layout="mono"
+        )
+    chunk.sample_rate, chunk.pts = rate, 0
+    return chunk
 
 
 def audio_packets(path: Path) -> list[bytes]:

@@ -11,6 +11,7 @@ import av
 import numpy as np
 import pytest
 from av.subtitles.subtitle import SubtitleSet
+from test_io import audio_frame
 
 from tcvc.io import VideoReader, VideoWriter
 
@@ -64,17 +65,7 @@ def make_source(path: Path, *, audio: str = "aac", subtitles: str = "subrip") ->
             picture.pts = index
             container.mux(video.encode(picture))
         container.mux(video.encode())
-        wave = tone_pattern()
-        if audio == "aac":
-            chunk = av.AudioFrame.from_ndarray(
-                wave.astype(np.float32)[None], format="fltp", layout="mono"
-            )
-        else:
-            chunk = av.AudioFrame.from_ndarray(
-                (wave * 32767).astype(np.int16)[None], format="s16", layout="mono"
-            )
-        chunk.sample_rate, chunk.pts = RATE, 0
-        container.mux(sound.encode(chunk))
+        container.mux(sound.encode(audio_frame(tone_pattern(), audio, rate=RATE)))
         container.mux(sound.encode())
         for index, (start, end, words) in enumerate(SUBTITLES):
             line = f"{index},0,Default,,0,0,0,,{words}".encode()

@@ -323,13 +323,15 @@ def colorize_segmented(job: ColorizeJob, *, net: torch.nn.Module | None = None) 
         if job.shard is not None:
             k, n = job.shard
             segments = [s for s in segments if s.index % n == k]
-        before = sum(work.done(s) for s in plan.segments)
+        before = work.finished(plan)
         todo = [s for s in segments if not work.done(s)]
         if resumed:
             log.info(
                 "%s: resuming, %d of %d segments done before", work.root, before, len(plan.segments)
             )
-        _log_plan(job, plan)
+        # the plan has what log_start reads (num_frames, fps, height, width)
+        log_start(job, plan, range(plan.start, plan.start + plan.num_frames))
+        log.info("%d segments in %s", len(plan.segments), work.root)
         done_frames = sum(len(s.output) for s in segments if work.done(s))
         total = sum(len(s.output) for s in segments)
         with progress_bar(job, total=total, initial=done_frames, desc=job.source.name) as bar:
@@ -368,15 +370,6 @@ def colorize_segmented(job: ColorizeJob, *, net: torch.nn.Module | None = None) 
         "segments": {"coloured": len(todo), "before": before, "total": len(plan.segments)},
         "joined": joined,
     }
-
-
-def _log_plan(job: ColorizeJob, plan: Plan) -> None:
-    class Info:  # what log_start reads
-        num_frames, fps, height, width = plan.num_frames, plan.fps, plan.height, plan.width
-
-    span = range(plan.start, plan.start + plan.num_frames)
-    log_start(job, Info, span)
-    log.info("%d segments in %s", len(plan.segments), work_folder(job.target))
 
 
 def _keep_or_remove(job: ColorizeJob, work: WorkFolder, *, made_here: bool) -> None:
