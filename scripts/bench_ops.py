@@ -238,7 +238,7 @@ def run(args: argparse.Namespace) -> dict:
                 rows.append(
                     _bench_one(row, fwd, fwd_bwd, "cuda", inputs, check=reference_out, **common)
                 )
-            del inputs, grad
+            inputs = grad = None  # free this op's tensors (none were made without CPU or CUDA rows)
             if cuda:
                 torch.cuda.empty_cache()
 
