@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 import torch
@@ -75,6 +76,37 @@ def test_segments_give_the_frames_of_one_run(clips, net, tmp_path):
     np.testing.assert_array_equal(pngs(segmented), pngs(plain))
     assert not work_folder(segmented).exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["plain", "segmented"]
+
+
+def remux(source: Path, target: Path) -> Path:
+    """``source``'s video stream copied into another container (by ``target``'s suffix)."""
+    with av.open(str(source)) as reading, av.open(str(target), "w") as writing:
+        video = reading.streams.video[0]
+        copied = writing.add_stream_from_template(video)
+        for packet in reading.demux(video):
+            if packet.dts is not None:
+                packet.stream = copied
+                writing.mux(packet)
+    return target
+
+
+def test_a_film_without_a_sample_table_is_counted_once(clips, net, tmp_path, monkeypatch):
+    """bikes in mkv, where counting frames means demuxing the whole file: the plain run counts
+    once (not again for its range), and so does a run in segments (the plan holds the count and
+    grid for every segment's reader); the frames are the mp4's."""
+    film = remux(clips["bikes"], tmp_path / "bikes.mkv")
+    counted = []
+    original = VideoReader._count
+    monkeypatch.setattr(
+        VideoReader, "_count", lambda self, *args: counted.append(1) or original(self, *args)
+    )
+    run(net, input=film, output=tmp_path / "plain")
+    assert len(counted) == 1
+    result = run(net, input=film, output=tmp_path / "segmented", resume=True, segment_seconds=0.2)
+    assert result["segments"]["total"] >= 3 and len(counted) == 2
+    run(net, input=clips["bikes"], output=tmp_path / "from_mp4")
+    np.testing.assert_array_equal(pngs(tmp_path / "segmented"), pngs(tmp_path / "from_mp4"))
+    np.testing.assert_array_equal(pngs(tmp_path / "plain"), pngs(tmp_path / "from_mp4"))
 
 
 DRIVER = """

@@ -4,6 +4,8 @@ by seeking where the frame index maps to a timestamp (and by decoding from 0 whe
 from __future__ import annotations
 
 import logging
+import os
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -11,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tcvc.io import VideoError, VideoReader, read_frames
+from tcvc.io import FrameIndex, VideoError, VideoReader, read_frames
 from tcvc.io.timeline import FrameGrid, GridCheck, table_step
 
 FALLBACK = "decoding from frame 0"
@@ -208,6 +210,82 @@ def test_a_seek_that_cannot_be_trusted_falls_back(tmp_path, monkeypatch, caplog)
         monkeypatch.setattr(FrameGrid, "index", lambda self, pts: None)  # nothing on the grid
         np.testing.assert_array_equal(reader.read_all(), every[25:])
     assert "did not land on a key frame on the grid" in caplog.text
+
+
+# -- a count reused ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def counts(monkeypatch):
+    """A list that gets one entry per frame count a reader makes (a demuxing pass for mkv)."""
+    made: list[Path] = []
+    original = VideoReader._count
+
+    def counting(self, *args):
+        made.append(self.path)
+        return original(self, *args)
+
+    monkeypatch.setattr(VideoReader, "_count", counting)
+    return made
+
+
+def test_a_reader_given_an_index_does_not_count_again(tmp_path, counts, caplog):
+    """A long mkv is demuxed once to count its frames and see their grid; readers of its ranges
+    given that index seek without counting, and read the same frames."""
+    path = make_h264(tmp_path / "clip.mkv", moving_frames(60))
+    with VideoReader(path) as first:
+        every, index = first.read_all(), first.index
+    # counted from packets (an estimate), on a grid of 40 ticks (mkv's time base is 1 ms)
+    assert (index.num_frames, index.exact, index.grid_step) == (60, False, Fraction(40))
+    assert len(counts) == 1
+    for start, stop in [(20, 30), (43, None), (59, None)]:
+        with (
+            caplog.at_level(logging.INFO),
+            VideoReader(
+                path, start=start, stop=stop, index=FrameIndex.from_json(index.to_json())
+            ) as reader,
+        ):
+            np.testing.assert_array_equal(reader.read_all(), every[start:stop])
+            assert reader.index == index
+    assert len(counts) == 1
+    assert FALLBACK not in caplog.text
+
+    # the file changed since (here: only its time): counted again, and the new index kept
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    with caplog.at_level(logging.INFO), VideoReader(path, start=30, index=index) as reader:
+        np.testing.assert_array_equal(reader.read_all(), every[30:])
+        assert reader.index.mtime_ns == stat.st_mtime_ns + 1_000_000
+    assert len(counts) == 2
+    assert f"{path}: changed since its frames were counted; counting again" in caplog.text
+
+
+def test_an_index_without_a_grid_still_reads_the_right_frames(tmp_path, counts, caplog):
+    """A variable-rate mkv has no grid: its index says so, and a reader given it decodes from
+    frame 0, as one that counted would."""
+    pts = [0, 1, 2, 4, 5, 7, 8, 9, 12, 13, 14, 15, 17, 18, 19, 20]
+    path = make_h264(tmp_path / "vfr.mkv", moving_frames(len(pts)), pts=pts)
+    with VideoReader(path) as first:
+        every, index = first.read_all(), first.index
+    assert index.grid_step is None and index.num_frames == len(pts)
+    with caplog.at_level(logging.INFO), VideoReader(path, start=9, index=index) as reader:
+        np.testing.assert_array_equal(reader.read_all(), every[9:])
+    assert len(counts) == 1
+    assert f"{FALLBACK} to reach frame 9" in caplog.text
+
+
+def test_an_mp4_index_holds_its_sample_table_grid(tmp_path):
+    """mp4's count is its sample table (exact, nothing demuxed), and its grid step the table's
+    (PyAV's mp4 time base for 25 fps: 1/12800, so 512 ticks a frame); a frame folder has none."""
+    path = make_h264(tmp_path / "clip.mp4", moving_frames(30))
+    with VideoReader(path) as reader:
+        index = reader.index
+    assert (index.num_frames, index.exact, index.grid_step) == (30, True, Fraction(512))
+    assert index == FrameIndex.from_json(index.to_json())
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    Image.fromarray(moving_frames(1)[0]).save(folder / "f0.png")
+    assert VideoReader(folder).index is None
 
 
 # -- range bookkeeping -----------------------------------------------------------------------

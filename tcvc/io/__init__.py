@@ -8,6 +8,7 @@ Reading::
             ...
     VideoReader("film.mp4", start=100_000, stop=100_250)   # a range: seeks, len() == 250
     VideoReader("film_10bit.mov", bit_depth="full")        # uint16 RGB from a 10-bit source
+    VideoReader("film.mkv", start=..., index=earlier.index) # no second count of a long mkv
 
 Writing (nothing appears at `path` until the writer closes cleanly)::
 
@@ -45,7 +46,14 @@ from tcvc.io.frames import (
     read_image,
 )
 from tcvc.io.join import join_pieces
-from tcvc.io.reader import CountFrames, OnDecodeError, VideoInfo, VideoReader, read_frames
+from tcvc.io.reader import (
+    CountFrames,
+    FrameIndex,
+    OnDecodeError,
+    VideoInfo,
+    VideoReader,
+    read_frames,
+)
 from tcvc.io.writer import FrameFolderWriter, VideoWriter
 
 __all__ = [
@@ -54,6 +62,7 @@ __all__ = [
     "BitDepth",
     "CountFrames",
     "FrameFolderWriter",
+    "FrameIndex",
     "OnDecodeError",
     "VideoError",
     "VideoInfo",

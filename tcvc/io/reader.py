@@ -4,6 +4,7 @@ at 8 bits or the source's full depth; `read_frames` loads a whole video at once.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import operator
@@ -32,7 +33,7 @@ from tcvc.io.timeline import FrameGrid, GridCheck
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CountFrames", "OnDecodeError", "VideoInfo", "VideoReader", "read_frames"]
+__all__ = ["CountFrames", "FrameIndex", "OnDecodeError", "VideoInfo", "VideoReader", "read_frames"]
 
 # Demuxers whose frame count comes from a sample table that lists every frame; other containers
 # (AVI headers in particular) may carry a wrong count, so their frames are counted by demuxing.
@@ -68,6 +69,47 @@ class VideoInfo:
     has_audio: bool
     is_frame_folder: bool
     bit_depth: int = 8
+
+
+@dataclass(frozen=True)
+class FrameIndex:
+    """What a reader found by counting a video file's frames, for the next reader of the same
+    file to reuse (`VideoReader(..., index=reader.index)`): a film in a container without a sample
+    table (mkv, avi, ts) is demuxed once to count its frames, not once for every range read.
+
+    `num_frames` as in `VideoInfo`; `exact`: the count came from a sample table or from decoding,
+    not from counting packets; `grid_step`: a frame's duration in the stream's time base when
+    every frame lies on one constant-rate grid (what seeking to a frame needs), else None;
+    `bytes` and `mtime_ns`: the file's size and modification time when it was counted. A reader
+    given the index of a file that has changed since counts again.
+    """
+
+    num_frames: int
+    exact: bool
+    grid_step: Fraction | None
+    bytes: int
+    mtime_ns: int
+
+    def to_json(self) -> dict:
+        """Plain JSON values (the grid step as "numerator/denominator")."""
+        step = None if self.grid_step is None else str(self.grid_step)
+        return {**dataclasses.asdict(self), "grid_step": step}
+
+    @classmethod
+    def from_json(cls, data: dict) -> FrameIndex:
+        step = data["grid_step"]
+        return cls(
+            num_frames=int(data["num_frames"]),
+            exact=bool(data["exact"]),
+            grid_step=None if step is None else Fraction(step),
+            bytes=int(data["bytes"]),
+            mtime_ns=int(data["mtime_ns"]),
+        )
+
+    def describes(self, path: Path) -> bool:
+        """Whether `path` is still the file this index was made of (same size and time)."""
+        stat = path.stat()
+        return (stat.st_size, stat.st_mtime_ns) == (self.bytes, self.mtime_ns)
 
 
 class VideoReader:
@@ -110,9 +152,12 @@ class VideoReader:
         bit_depth: "8" reads every source as uint8, as before; "full" reads sources of more than
             8 bits per component (10-, 12-, 16-bit video, 16-bit PNG / TIFF) as uint16 RGB in
             [0, 65535] (FFmpeg's rgb48), and 8-bit sources as uint8.
+        index: another reader's `index` of the same file: its frame count and grid are taken
+            instead of counting again (`count_frames` is then not used), unless the file has
+            changed since (size or modification time), when it is counted again.
 
     `stopped_at` is a frame index in the video (like `start`); `frames_read` counts the frames
-    this reader has yielded.
+    this reader has yielded; `index` is what counting found (None for a frame folder).
     """
 
     def __init__(
@@ -125,6 +170,7 @@ class VideoReader:
         start: int = 0,
         stop: int | None = None,
         bit_depth: BitDepth = "8",
+        index: FrameIndex | None = None,
     ) -> None:
         if on_decode_error not in ("raise", "keep"):
             raise ValueError(f"on_decode_error must be 'raise' or 'keep', got {on_decode_error!r}")
@@ -149,12 +195,13 @@ class VideoReader:
         # a frame's duration (time base units; seconds), known when every frame is on its grid
         self._grid_step: Fraction | None = None
         self._frame_seconds: Fraction | None = None
+        self.index: FrameIndex | None = None
         if not self.path.exists():
             raise VideoError(f"{self.path}: no such file or folder")
         if self.path.is_dir():
             self.info = self._open_folder(fps)
         else:
-            self.info = self._open_file(fps, count_frames)
+            self.info = self._open_file(fps, count_frames, index)
         try:
             self.stop = self._check_range(stop)
         except BaseException:
@@ -195,7 +242,9 @@ class VideoReader:
             bit_depth=image_bit_depth(self._frame_files[0]),
         )
 
-    def _open_file(self, fps: float | None, count_frames: CountFrames) -> VideoInfo:
+    def _open_file(
+        self, fps: float | None, count_frames: CountFrames, index: FrameIndex | None
+    ) -> VideoInfo:
         if self.path.suffix.lower() in IMAGE_SUFFIXES:
             raise VideoError(
                 f"{self.path}: is an image, not a video (to read frames, pass their folder)"
@@ -218,12 +267,16 @@ class VideoReader:
                 log.warning(
                     "%s: no frame rate in the file; assuming %g", self.path, DEFAULT_FOLDER_FPS
                 )
-            # The frame grid is only needed to seek, and counting the frames finds it on the way.
-            check = GridCheck(_frame_step(stream)) if self.start > 0 else None
-            num_frames = self._count(container, stream, count_frames, check)
-            if check is not None and check.grid_step is not None:
-                self._grid_step = check.grid_step
-                self._frame_seconds = check.grid_step * stream.time_base
+            if index is None or not index.describes(self.path):
+                if index is not None:
+                    log.info("%s: changed since its frames were counted; counting again", self.path)
+                index = self._index(container, stream, count_frames)
+            self.index = index
+            self._count_is_exact = index.exact
+            num_frames = index.num_frames
+            if index.grid_step is not None:
+                self._grid_step = index.grid_step
+                self._frame_seconds = index.grid_step * stream.time_base
             if num_frames == 0:
                 raise VideoError(f"{self.path}: holds no video frames")
             info = VideoInfo(
@@ -243,21 +296,31 @@ class VideoReader:
         self._reformatter = av.video.reformatter.VideoReformatter()
         return info
 
-    def _count(
-        self, container, stream, count_frames: CountFrames, check: GridCheck | None = None
-    ) -> int:
-        """The number of frames (see `count_frames`); `check`, if given, sees every frame's
-        timestamp (or the sample table) on the way."""
+    def _index(self, container, stream, count_frames: CountFrames) -> FrameIndex:
+        """Count the frames (see `count_frames`), and check on the way whether they lie on one
+        constant-rate grid (the frame grid is what seeking needs)."""
+        stat = self.path.stat()  # before counting: a file that changes meanwhile is counted again
+        check = GridCheck(_frame_step(stream))
+        num_frames = self._count(container, stream, count_frames, check)
+        return FrameIndex(
+            num_frames=num_frames,
+            exact=self._count_is_exact,
+            grid_step=check.grid_step,
+            bytes=stat.st_size,
+            mtime_ns=stat.st_mtime_ns,
+        )
+
+    def _count(self, container, stream, count_frames: CountFrames, check: GridCheck) -> int:
+        """The number of frames (see `count_frames`); `check` sees every frame's timestamp (or
+        the sample table) on the way."""
         if count_frames == "auto":
             indexed = set(container.format.name.split(",")) & _INDEXED_FORMATS
             entries = stream.index_entries
             if indexed and stream.frames > 0 and len(entries) == stream.frames:
-                if check is not None:
-                    check.add_table([entry.timestamp for entry in entries])
+                check.add_table([entry.timestamp for entry in entries])
                 # Frames before an edit list's start are demuxed but never shown.
                 return sum(1 for entry in entries if not entry.is_discard)
         self._count_is_exact = count_frames == "decode"
-        check = check or GridCheck(None)
         count = 0
         try:
             with av.open(str(self.path)) as counter:

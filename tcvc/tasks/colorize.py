@@ -76,7 +76,7 @@ def colorize_file(job: ColorizeJob, *, net: torch.nn.Module | None = None) -> di
     if job.segmented:
         return colorize_segmented(job, net=net)
     with job.open_reader() as probe:
-        info = probe.info
+        info, index = probe.info, probe.index
     span = job.frame_range(info.num_frames, info.fps)
     network_size(info.height, info.width, job.options.resolution)  # fails early on a bad size
     if net is None:
@@ -88,7 +88,7 @@ def colorize_file(job: ColorizeJob, *, net: torch.nn.Module | None = None) -> di
     target = job.target
     missing_parents = [p for p in target.absolute().parents if not p.exists()]
     start = time.perf_counter()
-    with job.open_reader(start=span.start, stop=span.stop) as reader:
+    with job.open_reader(start=span.start, stop=span.stop, index=index) as reader:
         try:
             with (
                 job.open_writer(

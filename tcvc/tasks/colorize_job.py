@@ -34,7 +34,7 @@ from tcvc.inference import (
     merge_guidance,
     pick_device,
 )
-from tcvc.io import FrameFolderWriter, VideoReader, VideoWriter
+from tcvc.io import FrameFolderWriter, FrameIndex, VideoReader, VideoWriter
 from tcvc.io.threads import BackgroundWriter, Prefetch
 
 log = logging.getLogger("tcvc")
@@ -233,9 +233,12 @@ class ColorizeJob:
         return dataclasses.replace(self, options=options)
 
     # ---- reading and writing --------------------------------------------------------------------
-    def open_reader(self, *, start: int = 0, stop: int | None = None) -> VideoReader:
+    def open_reader(
+        self, *, start: int = 0, stop: int | None = None, index: FrameIndex | None = None
+    ) -> VideoReader:
         """The input's frames ``start`` … ``stop − 1`` (indices of the input), at full bit depth
-        (10- and 16-bit inputs give uint16 frames: L at full precision)."""
+        (10- and 16-bit inputs give uint16 frames: L at full precision); ``index``: an earlier
+        reader's, so that the input's frames are not counted again."""
         return VideoReader(
             self.source,
             fps=self.fps,
@@ -243,6 +246,7 @@ class ColorizeJob:
             start=start,
             stop=stop,
             bit_depth="full",
+            index=index,
         )
 
     def guidance(self, num_frames: int, frame_size: tuple[int, int], span: FrameRange):

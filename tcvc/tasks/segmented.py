@@ -6,8 +6,9 @@ anchor; colouring them one by one gives every frame the colours of one run). The
 a folder beside the output::
 
     <output's folder>/.<output name>.tcvc-work/
-        plan.json          the input, the settings that decide its frames, its frames, scene
-                           cuts and segments
+        plan.json          the input, the settings that decide its frames, its frames (their
+                           count and grid, so no segment counts them again), scene cuts and
+                           segments
         pieces/00003.mp4   segment 3, complete (written atomically; for a frame-folder output a
                            folder of PNG frames, pieces/00003/)
 
@@ -43,14 +44,14 @@ import torch
 from tcvc.errors import UserError
 from tcvc.inference import KnownCuts, frame_to_L, network_fn, network_size
 from tcvc.inference.segments import Segment, plan_segments, scan_cuts
-from tcvc.io import join_pieces
+from tcvc.io import FrameIndex, join_pieces
 from tcvc.tasks.colorize_job import ColorizeJob, finished_line, log_start, progress_bar
 
 log = logging.getLogger("tcvc")
 
 __all__ = ["Plan", "WorkFolder", "colorize_segmented", "work_folder"]
 
-PLAN_VERSION = 1
+PLAN_VERSION = 2
 
 
 def work_folder(target: Path) -> Path:
@@ -61,7 +62,9 @@ def work_folder(target: Path) -> Path:
 @dataclass(frozen=True)
 class Plan:
     """What a segmented run makes: its fingerprint (input and settings), the coloured range of
-    the input, its size and rate, the scene cuts (indices in the range) and the segments."""
+    the input, its size and rate, the scene cuts (indices in the range), the segments, and the
+    input's frame index (``tcvc.io.FrameIndex``; None for a frame folder), which every segment's
+    reader reuses instead of counting the input's frames again."""
 
     fingerprint: dict[str, Any]
     start: int  # the range's first frame, an index of the input
@@ -71,12 +74,14 @@ class Plan:
     width: int
     cuts: list[int]
     segments: list[Segment]
+    frame_index: FrameIndex | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
             "version": PLAN_VERSION,
             **dataclasses.asdict(self),
             "segments": [dataclasses.astuple(s) for s in self.segments],
+            "frame_index": None if self.frame_index is None else self.frame_index.to_json(),
         }
 
     @classmethod
@@ -86,6 +91,8 @@ class Plan:
             Segment(index, start, stop, shares_anchor, tuple(cuts))
             for index, start, stop, shares_anchor, cuts in data["segments"]
         ]
+        if fields["frame_index"] is not None:
+            fields["frame_index"] = FrameIndex.from_json(fields["frame_index"])
         return cls(**fields)
 
 
@@ -171,7 +178,7 @@ def make_plan(job: ColorizeJob, identity: dict[str, Any]) -> Plan:
     """Probe the input, find its scene cuts (a decoding pass, without the network, when scene
     cuts are on) and cut it into segments of at least ``segment_seconds``."""
     with job.open_reader() as probe:
-        info = probe.info
+        info, index = probe.info, probe.index
     span = job.frame_range(info.num_frames, info.fps)
     network_size(info.height, info.width, job.options.resolution)  # fails early on a bad size
     options = job.options
@@ -179,7 +186,7 @@ def make_plan(job: ColorizeJob, identity: dict[str, Any]) -> Plan:
         num_frames, cuts = len(span), []
     else:
         with (
-            job.open_reader(start=span.start, stop=span.stop) as reader,
+            job.open_reader(start=span.start, stop=span.stop, index=index) as reader,
             progress_bar(job, total=len(span), desc=f"{job.source.name}: scene cuts") as bar,
         ):
 
@@ -199,6 +206,7 @@ def make_plan(job: ColorizeJob, identity: dict[str, Any]) -> Plan:
         width=info.width,
         cuts=cuts,
         segments=plan_segments(num_frames, options.intervals, cuts=cuts, min_frames=min_frames),
+        frame_index=index,
     )
 
 
@@ -277,7 +285,9 @@ def colour_segment(
         overwrite=False,
     )
     try:
-        with job.open_reader(start=first, stop=plan.start + segment.stop) as reader:
+        with job.open_reader(
+            start=first, stop=plan.start + segment.stop, index=plan.frame_index
+        ) as reader:
             job.colour(
                 net_fn,
                 reader,
