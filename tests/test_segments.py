@@ -55,6 +55,22 @@ def test_multi_sampling_segments_start_where_both_passes_have_an_anchor():
     assert [s.start for s in segments] == [0, 180, 360]  # 18 and 20 frames a clip: every 180
 
 
+def test_guided_segments_start_only_at_cuts():
+    """only_at_cuts (a guided run): segments start at 0 and at cuts at least min_frames on, none
+    shares an anchor, and their outputs still tile the video; without cuts, one segment."""
+    segments = plan_segments(250, (17,), cuts=(30, 40, 100, 230), min_frames=35, only_at_cuts=True)
+    assert [(s.start, s.stop, s.cuts) for s in segments] == [
+        (0, 40, (30,)),
+        (40, 100, ()),
+        (100, 230, ()),
+        (230, 250, ()),  # the last may be shorter
+    ]
+    assert not any(s.shares_anchor for s in segments)
+    assert [s.start for s in plan_segments(250, (17,), min_frames=35, only_at_cuts=True)] == [0]
+    multi = plan_segments(120, (5, 7), cuts=(50, 51), min_frames=10, only_at_cuts=True)
+    assert [(s.start, s.stop, s.cuts) for s in multi] == [(0, 50, ()), (50, 120, (51,))]
+
+
 def colour(frames, options, **kwargs):
     return torch.stack(list(colorize_video(clip_net, frames, options, **kwargs)))
 

@@ -26,6 +26,7 @@ from tcvc.inference.guidance import (
     load_hints,
     load_references,
     merge_guidance,
+    reference_files,
 )
 from tcvc.inference.lightness import LIGHTNESS, Lightness, frame_to_L, frames_to_L, is_gray_frame
 from tcvc.inference.options import InferenceOptions, parse_resolution, pick_device
@@ -68,6 +69,7 @@ __all__ = [
     "network_size",
     "parse_resolution",
     "pick_device",
+    "reference_files",
     "run_at_resolution",
     "stream_ab",
 ]

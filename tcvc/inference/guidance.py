@@ -59,6 +59,7 @@ __all__ = [
     "load_hints",
     "load_references",
     "merge_guidance",
+    "reference_files",
 ]
 
 DEFAULT_DOT_RADIUS = 2.0  # pixels of the input frame
@@ -225,6 +226,12 @@ def _reference_entries(value: object) -> list[_Reference]:
             f"pairs, got {type(value).__name__}"
         )
     return [_pair_entry(number, item) for number, item in enumerate(value)]
+
+
+def reference_files(value: object) -> list[tuple[int, Path]]:
+    """(frame, image file) of each reference ``value`` asks for (``load_references``' value),
+    without reading an image; the same ``UserError``s for a bad value."""
+    return [(entry.frame, entry.path) for entry in _reference_entries(value)]
 
 
 def _pair_entry(number: int, item: object) -> _Reference:

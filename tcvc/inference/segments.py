@@ -6,7 +6,9 @@ of the run (the interval, or each interval of ``sampling=multi``): at frame 0, a
 or at an anchor the passes share. So its clips are exactly the clips of a run over the whole
 video (``anchor_clips``), and colouring the segments one by one (``colorize_video`` over each
 segment's frames, ``KnownCuts`` for the cuts, ``starts_at_shared_anchor`` when its first frame
-is the previous segment's last anchor) gives each frame the ab the whole run gives it.
+is the previous segment's last anchor) gives each frame the ab the whole run gives it. A guided
+run (references, hints: ``tcvc.inference.guidance``) carries hints along a shot's anchors, so its
+segments start only at scene cuts (``only_at_cuts``).
 
 Finding the segments needs the whole video's cuts first: ``scan_cuts`` (the ``SceneCutDetector``
 over every frame, a pass of decoding without the network).
@@ -54,10 +56,15 @@ class Segment:
 
 
 def plan_segments(
-    num_frames: int, intervals: Sequence[int], *, cuts: Iterable[int] = (), min_frames: int
+    num_frames: int,
+    intervals: Sequence[int],
+    *,
+    cuts: Iterable[int] = (),
+    min_frames: int,
+    only_at_cuts: bool = False,
 ) -> list[Segment]:
     """The segments of a video: each at least ``min_frames`` long (but the last), each
-    starting where a clip starts in every pass.
+    starting where a clip starts in every pass (with ``only_at_cuts``, at a scene cut).
 
     Args:
         num_frames: frames of the video (≥ 1).
@@ -65,6 +72,9 @@ def plan_segments(
         cuts: the scene cuts (``scan_cuts``): frame indices that start a new shot.
         min_frames: the least frames a segment spans; the boundaries are the first shared
             clip starts at least that far apart.
+        only_at_cuts: start segments only at frame 0 and at scene cuts, where nothing of one
+            shot reaches the next: a guided run's hints are carried along a shot's anchors, so
+            its segments must not cut a shot (the film is one segment if it has no cuts).
 
     Returns:
         the segments in order; their ``output`` ranges cover 0 … num_frames − 1 once each.
@@ -80,6 +90,8 @@ def plan_segments(
         starts = clip_starts if starts is None else starts & clip_starts
     if starts is None:
         raise ValueError("need at least one interval")
+    if only_at_cuts:
+        starts = {0, *cut_set}
     bounds = [0]
     for frame in sorted(starts):
         if frame - bounds[-1] >= min_frames:

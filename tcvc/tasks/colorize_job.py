@@ -33,6 +33,7 @@ from tcvc.inference import (
     load_references,
     merge_guidance,
     pick_device,
+    reference_files,
 )
 from tcvc.io import FrameFolderWriter, FrameIndex, VideoReader, VideoWriter
 from tcvc.io.threads import BackgroundWriter, Prefetch
@@ -210,17 +211,17 @@ class ColorizeJob:
             hints=_text(cfg.get("hints")),
         )
         job.options.intervals  # noqa: B018  (a sweep of intervals is refused here, in one line)
-        if job.segmented and (job.references is not None or job.hints is not None):
-            raise UserError(
-                "references and hints cannot be used with resume, workers or shard yet (the "
-                "hints carried along a shot would stop at each segment); colour in one run"
-            )
         if job.segmented and on_decode_error == "keep":
             raise UserError(
                 "on_decode_error=keep cannot be used with resume, workers or shard (a segmented "
                 "run needs every frame); use on_decode_error=raise"
             )
         return job
+
+    @property
+    def guided(self) -> bool:
+        """Whether ``references`` or ``hints`` guide the colours."""
+        return self.references is not None or self.hints is not None
 
     @property
     def segmented(self) -> bool:
@@ -249,10 +250,17 @@ class ColorizeJob:
             index=index,
         )
 
-    def guidance(self, num_frames: int, frame_size: tuple[int, int], span: FrameRange):
+    def guidance(
+        self,
+        num_frames: int,
+        frame_size: tuple[int, int],
+        span: FrameRange,
+        *,
+        quiet: bool = False,
+    ) -> dict[int, FrameGuidance]:
         """The colour guidance of ``references`` and ``hints`` (``tcvc.inference.guidance``;
         dots over a reference of the same frame) for the frames of ``span``, by their index in
-        it; {} without either."""
+        it; {} without either. ``quiet``: without the log lines naming the guided frames."""
         guides = []
         if self.references is not None:
             guides.append(
@@ -262,6 +270,8 @@ class ColorizeJob:
             guides.append(load_hints(self.hints, num_frames=num_frames, frame_size=frame_size))
         merged = merge_guidance(*guides) if guides else {}
         inside = {i - span.start: g for i, g in merged.items() if span.start <= i < span.stop}
+        if quiet:
+            return inside
         if len(inside) < len(merged):
             log.info(
                 "%d guided frame(s) outside frames %d–%d, not used",
@@ -407,6 +417,15 @@ class ColorizeJob:
             "start": self.start,
             "duration": self.duration,
             "segment_seconds": self.segment_seconds,
+            "references": (
+                None
+                if self.references is None
+                else [
+                    [frame, _file_identity(path)]
+                    for frame, path in reference_files(self.references)
+                ]
+            ),
+            "hints": _file_identity(self.hints),
         }
 
 
@@ -451,8 +470,9 @@ def _plain(value: Any) -> Any:
     return value if isinstance(value, (int, float, str, bool, type(None))) else str(value)
 
 
-def _file_identity(path: str | None) -> Any:
-    """A weights file as the run saw it: path, size and modification time (None: none)."""
+def _file_identity(path: str | Path | None) -> Any:
+    """A file (weights, a reference, hints) as the run saw it: path, size and modification
+    time (None: none)."""
     if path is None:
         return None
     file = Path(path)

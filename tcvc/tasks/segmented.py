@@ -42,10 +42,16 @@ from typing import Any
 import torch
 
 from tcvc.errors import UserError
-from tcvc.inference import KnownCuts, frame_to_L, network_fn, network_size
+from tcvc.inference import FrameGuidance, KnownCuts, frame_to_L, network_fn, network_size
 from tcvc.inference.segments import Segment, plan_segments, scan_cuts
 from tcvc.io import FrameIndex, join_pieces
-from tcvc.tasks.colorize_job import ColorizeJob, finished_line, log_start, progress_bar
+from tcvc.tasks.colorize_job import (
+    ColorizeJob,
+    FrameRange,
+    finished_line,
+    log_start,
+    progress_bar,
+)
 
 log = logging.getLogger("tcvc")
 
@@ -64,9 +70,11 @@ class Plan:
     """What a segmented run makes: its fingerprint (input and settings), the coloured range of
     the input, its size and rate, the scene cuts (indices in the range), the segments, and the
     input's frame index (``tcvc.io.FrameIndex``; None for a frame folder), which every segment's
-    reader reuses instead of counting the input's frames again."""
+    reader reuses instead of counting the input's frames again. A guided run's segments start
+    only at scene cuts (``plan_segments(only_at_cuts=True)``)."""
 
     fingerprint: dict[str, Any]
+    input_frames: int  # the input's frames (the range is part of them)
     start: int  # the range's first frame, an index of the input
     num_frames: int
     fps: float
@@ -181,6 +189,8 @@ def make_plan(job: ColorizeJob, identity: dict[str, Any]) -> Plan:
         info, index = probe.info, probe.index
     span = job.frame_range(info.num_frames, info.fps)
     network_size(info.height, info.width, job.options.resolution)  # fails early on a bad size
+    if job.guided:  # a bad reference or hint stops the run here, before the scan and the plan
+        job.guidance(info.num_frames, (info.height, info.width), span, quiet=True)
     options = job.options
     if options.scene_cut_threshold is None:
         num_frames, cuts = len(span), []
@@ -197,15 +207,25 @@ def make_plan(job: ColorizeJob, identity: dict[str, Any]) -> Plan:
 
             num_frames, cuts = scan_cuts(lightness(), threshold=options.scene_cut_threshold)
     min_frames = max(1, round(job.segment_seconds * info.fps))
+    segments = plan_segments(
+        num_frames, options.intervals, cuts=cuts, min_frames=min_frames, only_at_cuts=job.guided
+    )
+    if job.guided:
+        log.info(
+            "guided: segments start only at scene cuts (the hints carried along a shot must "
+            "not be cut): %d segment(s)",
+            len(segments),
+        )
     return Plan(
         fingerprint=identity,
+        input_frames=info.num_frames,
         start=span.start,
         num_frames=num_frames,
         fps=info.fps,
         height=info.height,
         width=info.width,
         cuts=cuts,
-        segments=plan_segments(num_frames, options.intervals, cuts=cuts, min_frames=min_frames),
+        segments=segments,
         frame_index=index,
     )
 
@@ -265,6 +285,14 @@ class PieceCloser:
             self._executor.shutdown(wait=True)
 
 
+def plan_guidance(job: ColorizeJob, plan: Plan, *, quiet: bool) -> dict[int, FrameGuidance]:
+    """The guidance of ``job`` for the plan's range, by index in it ({} unguided)."""
+    if not job.guided:
+        return {}
+    span = FrameRange(plan.start, plan.start + plan.num_frames)
+    return job.guidance(plan.input_frames, (plan.height, plan.width), span, quiet=quiet)
+
+
 def colour_segment(
     job: ColorizeJob,
     plan: Plan,
@@ -273,9 +301,10 @@ def colour_segment(
     net_fn,
     bar,
     closer: PieceCloser,
+    guidance: dict[int, FrameGuidance],
 ) -> None:
     """One segment's frames coloured into its piece (atomic: complete or absent); ``closer``
-    finishes the piece."""
+    finishes the piece. ``guidance``: the plan's (``plan_guidance``)."""
     first = plan.start + segment.start
     writer = job.open_writer(
         work.piece(segment.index),
@@ -295,6 +324,11 @@ def colour_segment(
                 bar=bar,
                 detector=KnownCuts(segment.local_cuts()),
                 starts_at_shared_anchor=segment.shares_anchor,
+                guidance={
+                    i - segment.start: g
+                    for i, g in guidance.items()
+                    if segment.start <= i < segment.stop
+                },
             )
         if writer.frames_written != len(segment.output):
             raise UserError(
@@ -308,12 +342,13 @@ def colour_segment(
     closer.close(writer)
 
 
-def colour_segments(job, plan, work, segments, net_fn, bar) -> None:
-    """``segments`` one after another in this process, each piece finished behind the next."""
+def colour_segments(job, plan, work, segments, net_fn, bar, guidance) -> None:
+    """``segments`` one after another in this process, each piece finished behind the next;
+    ``guidance``: the plan's (``plan_guidance``)."""
     closer = PieceCloser()
     try:
         for segment in segments:
-            colour_segment(job, plan, work, segment, net_fn, bar, closer)
+            colour_segment(job, plan, work, segment, net_fn, bar, closer, guidance)
     finally:
         closer.shutdown()
 
@@ -344,6 +379,8 @@ def colorize_segmented(job: ColorizeJob, *, net: torch.nn.Module | None = None) 
         log.info("%d segments in %s", len(plan.segments), work.root)
         done_frames = sum(len(s.output) for s in segments if work.done(s))
         total = sum(len(s.output) for s in segments)
+        # read here (and logged) for this process; workers read their own
+        guidance = plan_guidance(job, plan, quiet=False) if todo else {}
         with progress_bar(job, total=total, initial=done_frames, desc=job.source.name) as bar:
             if job.workers > 1 and len(todo) > 1:
                 colour_in_workers(job, plan, work, todo, net=net, bar=bar)
@@ -352,7 +389,7 @@ def colorize_segmented(job: ColorizeJob, *, net: torch.nn.Module | None = None) 
                     net = job.load_net()
                 net = net.to(job.options.device).eval()
                 fn = network_fn(net, job.options)
-                colour_segments(job, plan, work, todo, fn, bar)
+                colour_segments(job, plan, work, todo, fn, bar, guidance)
         joined = join(job, plan, work)
     except BaseException:
         _keep_or_remove(job, work, made_here=made_here)
@@ -540,10 +577,12 @@ def _worker(
         fn = network_fn(net, job.options)
         work = WorkFolder(job)
         bar = _QueueBar(events, worker)
+        guidance = plan_guidance(job, plan, quiet=True)
         closer = PieceCloser()
         try:
             while (index := tasks.get()) is not None and os.getppid() == parent:
-                colour_segment(job, plan, work, plan.segments[index], fn, bar, closer)
+                segment = plan.segments[index]
+                colour_segment(job, plan, work, segment, fn, bar, closer, guidance)
         finally:
             closer.shutdown()
         events.put(("done", worker, None))
