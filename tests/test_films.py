@@ -407,6 +407,50 @@ def test_a_guided_film_in_segments_gives_the_frames_of_one_run(clips, net, tmp_p
     np.testing.assert_array_equal(pngs(tmp_path / "sharded"), pngs(tmp_path / "one"))
 
 
+def test_empty_or_unused_guidance_keeps_the_usual_segments(clips, net, tmp_path):
+    """references=[] is no guidance, and a reference outside start/duration guides nothing:
+    neither restricts the segments to scene cuts."""
+    options = {"input": clips["bikes"], "resume": True, "segment_seconds": 0.2}
+    usual = run(net, **options, output=tmp_path / "usual")["segments"]["total"]
+    assert (
+        run(net, **options, output=tmp_path / "empty", references="[]")["segments"]["total"]
+        == usual
+    )
+    guide = guidance_files(clips, tmp_path / "guidance")
+    late = {**options, "start": 9}
+    usual_late = run(net, **late, output=tmp_path / "usual_late")["segments"]["total"]
+    unused = run(net, **late, output=tmp_path / "unused", references=guide["references"])
+    assert unused["segments"]["total"] == usual_late > 1
+    np.testing.assert_array_equal(pngs(tmp_path / "unused"), pngs(tmp_path / "usual_late"))
+
+
+def test_quiet_guidance_warns_nothing(clips, tmp_path):
+    """The processes of a run in segments read the guidance quietly: a resized reference warns
+    once, when the plan is made, not again in each worker."""
+    import warnings
+
+    from PIL import Image
+
+    from tcvc.tasks.colorize_job import ColorizeJob, FrameRange
+
+    folder = tmp_path / "references"
+    folder.mkdir()
+    frame = read_frames(clips["bikes"])[3]
+    Image.fromarray(frame[::2, ::2]).save(folder / "00003.png")
+    job = ColorizeJob.from_config(
+        make_cfg(input=clips["bikes"], output=tmp_path / "out", references=folder)
+    )
+    size = frame.shape[:2]
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        quiet = job.guidance(18, size, FrameRange(0, 18), quiet=True)
+        assert not seen
+        loud = job.guidance(18, size, FrameRange(0, 18))
+    assert [str(w.message) for w in seen if "00003.png" in str(w.message)]
+    assert quiet.keys() == loud.keys() == {3}
+    torch.testing.assert_close(quiet[3].ab, loud[3].ab, rtol=0, atol=0)
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [

@@ -257,7 +257,15 @@ def test_a_reader_given_an_index_does_not_count_again(tmp_path, counts, caplog):
         np.testing.assert_array_equal(reader.read_all(), every[30:])
         assert reader.index.mtime_ns == stat.st_mtime_ns + 1_000_000
     assert len(counts) == 2
-    assert f"{path}: changed since its frames were counted; counting again" in caplog.text
+    assert f"{path}: not the file or not as it was when the index was made" in caplog.text
+
+    # another file of the same size and time is not the file the index was made of
+    twin = tmp_path / "twin.mkv"
+    twin.write_bytes(path.read_bytes())
+    os.utime(twin, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    with VideoReader(twin, start=30, index=reader.index) as other:
+        assert other.index.path == str(twin.resolve()) and len(other) == 30
+    assert len(counts) == 3
 
 
 def test_an_index_without_a_grid_still_reads_the_right_frames(tmp_path, counts, caplog):

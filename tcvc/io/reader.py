@@ -80,13 +80,15 @@ class FrameIndex:
     `num_frames` as in `VideoInfo`; `exact`: the count came from a sample table or from decoding,
     not from counting packets; `grid_step`: a frame's duration in the stream's time base when
     every frame lies on one constant-rate grid (what seeking to a frame needs), else None;
-    `bytes` and `mtime_ns`: the file's size and modification time when it was counted. A reader
-    given the index of a file that has changed since counts again.
+    `path` (resolved), `bytes` and `mtime_ns`: the file, its size and modification time when it
+    was counted. A reader given the index of another file, or of one that has changed since,
+    counts again.
     """
 
     num_frames: int
     exact: bool
     grid_step: Fraction | None
+    path: str
     bytes: int
     mtime_ns: int
 
@@ -102,14 +104,16 @@ class FrameIndex:
             num_frames=int(data["num_frames"]),
             exact=bool(data["exact"]),
             grid_step=None if step is None else Fraction(step),
+            path=str(data["path"]),
             bytes=int(data["bytes"]),
             mtime_ns=int(data["mtime_ns"]),
         )
 
     def describes(self, path: Path) -> bool:
-        """Whether `path` is still the file this index was made of (same size and time)."""
+        """Whether `path` is the file this index was made of, unchanged (size and time)."""
         stat = path.stat()
-        return (stat.st_size, stat.st_mtime_ns) == (self.bytes, self.mtime_ns)
+        here = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+        return here == (self.path, self.bytes, self.mtime_ns)
 
 
 class VideoReader:
@@ -269,7 +273,11 @@ class VideoReader:
                 )
             if index is None or not index.describes(self.path):
                 if index is not None:
-                    log.info("%s: changed since its frames were counted; counting again", self.path)
+                    log.info(
+                        "%s: not the file or not as it was when the index was made; counting "
+                        "its frames again",
+                        self.path,
+                    )
                 index = self._index(container, stream, count_frames)
             self.index = index
             self._count_is_exact = index.exact
@@ -306,6 +314,7 @@ class VideoReader:
             num_frames=num_frames,
             exact=self._count_is_exact,
             grid_step=check.grid_step,
+            path=str(self.path.resolve()),
             bytes=stat.st_size,
             mtime_ns=stat.st_mtime_ns,
         )

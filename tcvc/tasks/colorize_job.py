@@ -12,6 +12,7 @@ import dataclasses
 import logging
 import math
 import re
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -207,7 +208,7 @@ class ColorizeJob:
             devices=devices,
             shard=_shard(cfg.get("shard")),
             segment_seconds=segment_seconds,
-            references=_plain_container(cfg.get("references")),
+            references=_references(cfg.get("references")),
             hints=_text(cfg.get("hints")),
         )
         job.options.intervals  # noqa: B018  (a sweep of intervals is refused here, in one line)
@@ -260,14 +261,18 @@ class ColorizeJob:
     ) -> dict[int, FrameGuidance]:
         """The colour guidance of ``references`` and ``hints`` (``tcvc.inference.guidance``;
         dots over a reference of the same frame) for the frames of ``span``, by their index in
-        it; {} without either. ``quiet``: without the log lines naming the guided frames."""
+        it; {} without either. ``quiet``: without the log lines naming the guided frames and
+        the warnings of resized references (a run in segments reads them again in each process)."""
         guides = []
-        if self.references is not None:
-            guides.append(
-                load_references(self.references, num_frames=num_frames, frame_size=frame_size)
-            )
-        if self.hints is not None:
-            guides.append(load_hints(self.hints, num_frames=num_frames, frame_size=frame_size))
+        with warnings.catch_warnings():
+            if quiet:
+                warnings.simplefilter("ignore", UserWarning)
+            if self.references is not None:
+                guides.append(
+                    load_references(self.references, num_frames=num_frames, frame_size=frame_size)
+                )
+            if self.hints is not None:
+                guides.append(load_hints(self.hints, num_frames=num_frames, frame_size=frame_size))
         merged = merge_guidance(*guides) if guides else {}
         inside = {i - span.start: g for i, g in merged.items() if span.start <= i < span.stop}
         if quiet:
@@ -438,6 +443,12 @@ def _required(cfg: DictConfig, key: str, what: str) -> str:
 def _plain_container(value: Any) -> Any:
     """A config list or mapping as a plain one (OmegaConf's are not ``list`` / ``dict``)."""
     return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+
+
+def _references(value: Any) -> Any:
+    """``references`` as a plain value; an empty one (``''``, ``[]``, ``{}``) is None."""
+    value = _plain_container(value)
+    return None if value is None or (not isinstance(value, Path) and len(value) == 0) else value
 
 
 def _text(value: Any) -> str | None:

@@ -12,6 +12,10 @@ a folder beside the output::
         pieces/00003.mp4   segment 3, complete (written atomically; for a frame-folder output a
                            folder of PNG frames, pieces/00003/)
 
+A guided run (``references``, ``hints``) starts its segments only at scene cuts: its hints are
+carried along a shot, so a segment must not cut one (a film without cuts is then one segment,
+and workers and shards have nothing to share).
+
 A run colours the segments that have no piece yet, joins the pieces into the output (H.264
 pieces by stream copy, with the input's audio and other streams; PNG frames renumbered) and
 removes the folder. A killed run (Ctrl-C, a crash, OOM, a power cut) leaves its finished pieces:
@@ -189,8 +193,9 @@ def make_plan(job: ColorizeJob, identity: dict[str, Any]) -> Plan:
         info, index = probe.info, probe.index
     span = job.frame_range(info.num_frames, info.fps)
     network_size(info.height, info.width, job.options.resolution)  # fails early on a bad size
-    if job.guided:  # a bad reference or hint stops the run here, before the scan and the plan
-        job.guidance(info.num_frames, (info.height, info.width), span, quiet=True)
+    # read here once: a bad reference or hint stops the run before the scan and the plan, and
+    # the guided frames and resized references are logged once (later reads are quiet)
+    guided = bool(job.guided and job.guidance(info.num_frames, (info.height, info.width), span))
     options = job.options
     if options.scene_cut_threshold is None:
         num_frames, cuts = len(span), []
@@ -208,9 +213,9 @@ def make_plan(job: ColorizeJob, identity: dict[str, Any]) -> Plan:
             num_frames, cuts = scan_cuts(lightness(), threshold=options.scene_cut_threshold)
     min_frames = max(1, round(job.segment_seconds * info.fps))
     segments = plan_segments(
-        num_frames, options.intervals, cuts=cuts, min_frames=min_frames, only_at_cuts=job.guided
+        num_frames, options.intervals, cuts=cuts, min_frames=min_frames, only_at_cuts=guided
     )
-    if job.guided:
+    if guided:
         log.info(
             "guided: segments start only at scene cuts (the hints carried along a shot must "
             "not be cut): %d segment(s)",
@@ -285,12 +290,13 @@ class PieceCloser:
             self._executor.shutdown(wait=True)
 
 
-def plan_guidance(job: ColorizeJob, plan: Plan, *, quiet: bool) -> dict[int, FrameGuidance]:
-    """The guidance of ``job`` for the plan's range, by index in it ({} unguided)."""
+def plan_guidance(job: ColorizeJob, plan: Plan) -> dict[int, FrameGuidance]:
+    """The guidance of ``job`` for the plan's range, by index in it ({} unguided), read
+    quietly (``make_plan`` logged it); each process that colours segments reads its own."""
     if not job.guided:
         return {}
     span = FrameRange(plan.start, plan.start + plan.num_frames)
-    return job.guidance(plan.input_frames, (plan.height, plan.width), span, quiet=quiet)
+    return job.guidance(plan.input_frames, (plan.height, plan.width), span, quiet=True)
 
 
 def colour_segment(
@@ -379,8 +385,6 @@ def colorize_segmented(job: ColorizeJob, *, net: torch.nn.Module | None = None) 
         log.info("%d segments in %s", len(plan.segments), work.root)
         done_frames = sum(len(s.output) for s in segments if work.done(s))
         total = sum(len(s.output) for s in segments)
-        # read here (and logged) for this process; workers read their own
-        guidance = plan_guidance(job, plan, quiet=False) if todo else {}
         with progress_bar(job, total=total, initial=done_frames, desc=job.source.name) as bar:
             if job.workers > 1 and len(todo) > 1:
                 colour_in_workers(job, plan, work, todo, net=net, bar=bar)
@@ -389,7 +393,7 @@ def colorize_segmented(job: ColorizeJob, *, net: torch.nn.Module | None = None) 
                     net = job.load_net()
                 net = net.to(job.options.device).eval()
                 fn = network_fn(net, job.options)
-                colour_segments(job, plan, work, todo, fn, bar, guidance)
+                colour_segments(job, plan, work, todo, fn, bar, plan_guidance(job, plan))
         joined = join(job, plan, work)
     except BaseException:
         _keep_or_remove(job, work, made_here=made_here)
@@ -577,7 +581,7 @@ def _worker(
         fn = network_fn(net, job.options)
         work = WorkFolder(job)
         bar = _QueueBar(events, worker)
-        guidance = plan_guidance(job, plan, quiet=True)
+        guidance = plan_guidance(job, plan)
         closer = PieceCloser()
         try:
             while (index := tasks.get()) is not None and os.getppid() == parent:
