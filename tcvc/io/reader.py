@@ -195,7 +195,6 @@ class VideoReader:
         self._frames: Iterator[np.ndarray] | None = None
         self._container: av.container.InputContainer | None = None
         self._frame_files: list[Path] = []
-        self._count_is_exact = True
         # a frame's duration (time base units; seconds), known when every frame is on its grid
         self._grid_step: Fraction | None = None
         self._frame_seconds: Fraction | None = None
@@ -280,7 +279,6 @@ class VideoReader:
                     )
                 index = self._index(container, stream, count_frames)
             self.index = index
-            self._count_is_exact = index.exact
             num_frames = index.num_frames
             if index.grid_step is not None:
                 self._grid_step = index.grid_step
@@ -309,27 +307,29 @@ class VideoReader:
         constant-rate grid (the frame grid is what seeking needs)."""
         stat = self.path.stat()  # before counting: a file that changes meanwhile is counted again
         check = GridCheck(_frame_step(stream))
-        num_frames = self._count(container, stream, count_frames, check)
+        num_frames, exact = self._count(container, stream, count_frames, check)
         return FrameIndex(
             num_frames=num_frames,
-            exact=self._count_is_exact,
+            exact=exact,
             grid_step=check.grid_step,
             path=str(self.path.resolve()),
             bytes=stat.st_size,
             mtime_ns=stat.st_mtime_ns,
         )
 
-    def _count(self, container, stream, count_frames: CountFrames, check: GridCheck) -> int:
-        """The number of frames (see `count_frames`); `check` sees every frame's timestamp (or
-        the sample table) on the way."""
+    def _count(
+        self, container, stream, count_frames: CountFrames, check: GridCheck
+    ) -> tuple[int, bool]:
+        """The number of frames (see `count_frames`) and whether it is exact (a sample table, or
+        decoding; not a packet count); `check` sees every frame's timestamp (or the sample
+        table) on the way."""
         if count_frames == "auto":
             indexed = set(container.format.name.split(",")) & _INDEXED_FORMATS
             entries = stream.index_entries
             if indexed and stream.frames > 0 and len(entries) == stream.frames:
                 check.add_table([entry.timestamp for entry in entries])
                 # Frames before an edit list's start are demuxed but never shown.
-                return sum(1 for entry in entries if not entry.is_discard)
-        self._count_is_exact = count_frames == "decode"
+                return sum(1 for entry in entries if not entry.is_discard), True
         count = 0
         try:
             with av.open(str(self.path)) as counter:
@@ -339,12 +339,12 @@ class VideoReader:
                     for frame in counter.decode(counted):
                         check.add(frame.pts)
                         count += 1
-                    return count
+                    return count, True
                 for packet in counter.demux(counted):
                     if packet.size and not packet.is_discard:
                         check.add(packet.pts)
                         count += 1
-                return count
+                return count, False
         except av.error.FFmpegError as error:
             raise VideoError(
                 f"{self.path}: cannot count the frames (file truncated or corrupt): "
@@ -419,7 +419,7 @@ class VideoReader:
                 error,
             )
             return
-        if index < self.stop and not self._count_is_exact:
+        if index < self.stop and not self.index.exact:
             log.warning(
                 "%s: %d frames decoded where %d packets were counted (the count was an estimate)",
                 self.path,
