@@ -23,6 +23,7 @@ from tcvc.inference.clips import (
 )
 from tcvc.inference.guidance import (
     FrameGuidance,
+    guidance_within,
     load_hints,
     load_references,
     merge_guidance,
@@ -58,6 +59,7 @@ __all__ = [
     "colorize_video",
     "frame_to_L",
     "frames_to_L",
+    "guidance_within",
     "is_gray_frame",
     "join_passes",
     "lab_to_rgb_in_gamut",

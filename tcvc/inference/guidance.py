@@ -55,6 +55,7 @@ __all__ = [
     "carry_pairs",
     "flow_consistency",
     "guidance_at_network_size",
+    "guidance_within",
     "hex_to_lab_ab",
     "load_hints",
     "load_references",
@@ -226,6 +227,14 @@ def _reference_entries(value: object) -> list[_Reference]:
             f"pairs, got {type(value).__name__}"
         )
     return [_pair_entry(number, item) for number, item in enumerate(value)]
+
+
+def guidance_within(
+    guidance: Mapping[int, FrameGuidance], start: int, stop: int
+) -> dict[int, FrameGuidance]:
+    """The guidance of frames ``start`` … ``stop − 1``, indexed from ``start`` (by frame in a
+    range of the video: its part, a segment)."""
+    return {i - start: g for i, g in guidance.items() if start <= i < stop}
 
 
 def reference_files(value: object) -> list[tuple[int, Path]]:

@@ -29,6 +29,7 @@ from tcvc.inference import (
     NetFn,
     SceneCutDetector,
     colorize_video,
+    guidance_within,
     load_hints,
     load_net,
     load_references,
@@ -208,7 +209,7 @@ class ColorizeJob:
             devices=devices,
             shard=_shard(cfg.get("shard")),
             segment_seconds=segment_seconds,
-            references=_references(cfg.get("references")),
+            references=_plain_container(cfg.get("references")),
             hints=_text(cfg.get("hints")),
         )
         job.options.intervals  # noqa: B018  (a sweep of intervals is refused here, in one line)
@@ -274,7 +275,7 @@ class ColorizeJob:
             if self.hints is not None:
                 guides.append(load_hints(self.hints, num_frames=num_frames, frame_size=frame_size))
         merged = merge_guidance(*guides) if guides else {}
-        inside = {i - span.start: g for i, g in merged.items() if span.start <= i < span.stop}
+        inside = guidance_within(merged, span.start, span.stop)
         if quiet:
             return inside
         if len(inside) < len(merged):
@@ -443,12 +444,6 @@ def _required(cfg: DictConfig, key: str, what: str) -> str:
 def _plain_container(value: Any) -> Any:
     """A config list or mapping as a plain one (OmegaConf's are not ``list`` / ``dict``)."""
     return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
-
-
-def _references(value: Any) -> Any:
-    """``references`` as a plain value; an empty one (``''``, ``[]``, ``{}``) is None."""
-    value = _plain_container(value)
-    return None if value is None or (not isinstance(value, Path) and len(value) == 0) else value
 
 
 def _text(value: Any) -> str | None:

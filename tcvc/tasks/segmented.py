@@ -46,7 +46,14 @@ from typing import Any
 import torch
 
 from tcvc.errors import UserError
-from tcvc.inference import FrameGuidance, KnownCuts, frame_to_L, network_fn, network_size
+from tcvc.inference import (
+    FrameGuidance,
+    KnownCuts,
+    frame_to_L,
+    guidance_within,
+    network_fn,
+    network_size,
+)
 from tcvc.inference.segments import Segment, plan_segments, scan_cuts
 from tcvc.io import FrameIndex, join_pieces
 from tcvc.tasks.colorize_job import (
@@ -330,11 +337,7 @@ def colour_segment(
                 bar=bar,
                 detector=KnownCuts(segment.local_cuts()),
                 starts_at_shared_anchor=segment.shares_anchor,
-                guidance={
-                    i - segment.start: g
-                    for i, g in guidance.items()
-                    if segment.start <= i < segment.stop
-                },
+                guidance=guidance_within(guidance, segment.start, segment.stop),
             )
         if writer.frames_written != len(segment.output):
             raise UserError(
