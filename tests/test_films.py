@@ -9,10 +9,12 @@ interval 4 keep the clips short on 2 cores.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import av
@@ -45,11 +47,12 @@ def net():
 
 
 @pytest.fixture(scope="module")
-def net_file(net, tmp_path_factory) -> Path:
+def net_file(net, tmp_path_factory) -> Iterator[Path]:
     """The ``net`` fixture's weights as a state-dict file (``ckpt=`` for other processes)."""
     path = tmp_path_factory.mktemp("weights") / "net.pth"
     torch.save(net.state_dict(), path)
-    return path
+    yield path
+    shutil.rmtree(path.parent)  # 800 MB: not left for the rest of the session
 
 
 def pngs(folder: Path) -> np.ndarray:

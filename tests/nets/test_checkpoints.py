@@ -4,7 +4,9 @@ through save_original bit-exactly, and damaged files fail with messages that nam
 from __future__ import annotations
 
 import json
+import shutil
 from collections import OrderedDict
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,12 +36,13 @@ def layout() -> dict[str, list[int]]:
 
 
 @pytest.fixture(scope="module")
-def released(layout, tmp_path_factory) -> tuple[Path, OrderedDict[str, torch.Tensor]]:
+def released(layout, tmp_path_factory) -> Iterator[tuple[Path, OrderedDict[str, torch.Tensor]]]:
     """A generated `80000_G.pth`: a plain OrderedDict with the released names, shapes, order."""
     weights = OrderedDict(synthetic_state_dict(layout, seed=5))
     path = tmp_path_factory.mktemp("released") / "80000_G.pth"
     torch.save(weights, path)
-    return path, weights
+    yield path, weights
+    shutil.rmtree(path.parent)  # 800 MB: not left for the rest of the session
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -79,12 +81,13 @@ def test_sizes_must_be_multiples_of_64(net):
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory, net) -> tuple[Path, dict]:
+def checkpoint(tmp_path_factory, net) -> Iterator[tuple[Path, dict]]:
     """A file in the layout of NVIDIA's FlowNet2_checkpoint.pth.tar."""
     state = synthetic_state_dict({k: v.shape for k, v in net.state_dict().items()}, seed=1)
     path = tmp_path_factory.mktemp("flownet2") / "FlowNet2_checkpoint.pth.tar"
     torch.save({"epoch": 0, "state_dict": state, "best_EPE": 1.5}, path)
-    return path, state
+    yield path, state
+    shutil.rmtree(path.parent)  # 650 MB: not left for the rest of the session
 
 
 def test_checkpoint_loads_strictly(checkpoint):
