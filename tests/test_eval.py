@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
+from helpers import ROOT
+from helpers.configs import EVAL_FRAMES, EVAL_SMALL, compose_eval, eval_data
 from original_color import original_lab2rgb, original_multi_sampling, original_one_sampling
 
 from tcvc import metrics
@@ -26,22 +27,6 @@ from tcvc.nets.idc import IDC
 from tcvc.tasks.evaluate import evaluate
 from tcvc.tasks.train import build_datamodule
 
-ROOT = Path(__file__).resolve().parents[1]
-CONF = str(ROOT / "conf")
-FRAMES = 6
-# 64×64 working size, 6 frames of one video: seconds on a CPU
-SMALL = ["inference.resolution=64", f"eval.max_frames={FRAMES}", "eval.max_videos=1", "eval.fps=5"]
-
-
-def compose_eval(overrides: list[str]):
-    """The eval config as eval.py composes it (no Hydra run: the run-folder paths are given)."""
-    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
-        return compose(config_name="eval", overrides=[f"paths.work_dir={ROOT}", *overrides])
-
-
-def data_overrides(sample_dir: Path) -> list[str]:
-    return [f"data.test_roots=[{sample_dir / 'val'}]", "data.sample_dir=null"]
-
 
 @pytest.fixture(scope="module")
 def net(original_checkpoint) -> TCVCNet:
@@ -55,15 +40,15 @@ def one_run(sample_dir, original_checkpoint, tmp_path_factory) -> Path:
     cfg = compose_eval(
         [f"ckpt={original_checkpoint}", f"paths.output_dir={out}", "inference.interval=2"]
         + ["eval.save_frames=true", "eval.num_comparison_videos=1"]
-        + SMALL
-        + data_overrides(sample_dir)
+        + EVAL_SMALL
+        + eval_data(sample_dir)
     )
     evaluate(cfg)
     return out
 
 
 def first_video(sample_dir: Path) -> np.ndarray:
-    return read_frames(sample_dir / "val" / "bigbuckbunny", max_frames=FRAMES)
+    return read_frames(sample_dir / "val" / "bigbuckbunny", max_frames=EVAL_FRAMES)
 
 
 def test_eval_writes_every_output(one_run, sample_dir, capsys):
@@ -71,7 +56,7 @@ def test_eval_writes_every_output(one_run, sample_dir, capsys):
     assert report["methods"] == ["tcvc_2", "idc", "gray", "gt"]
     assert list(report["videos"]) == ["val/bigbuckbunny"]
     video = report["videos"]["val/bigbuckbunny"]
-    assert (video["num_frames"], video["height"], video["width"]) == (FRAMES, 300, 300)
+    assert (video["num_frames"], video["height"], video["width"]) == (EVAL_FRAMES, 300, 300)
     scores = video["scores"]
     for method in ("tcvc_2", "idc", "gray"):
         assert set(scores[method]) == {"psnr", "ssim", "lpips", "colorfulness", "cdc", "warp_error"}
@@ -92,11 +77,11 @@ def test_eval_writes_every_output(one_run, sample_dir, capsys):
     assert (one_run / "config.yaml").is_file()
 
     saved = sorted((one_run / "frames" / "tcvc_2" / "val" / "bigbuckbunny").glob("*.png"))
-    assert len(saved) == FRAMES
+    assert len(saved) == EVAL_FRAMES
     with VideoReader(one_run / "comparison" / "val__bigbuckbunny.mp4") as reader:
         comparison = reader.read_all()
     # gray | IDC | TCVC | ground truth under a 20-pixel label strip
-    assert comparison.shape == (FRAMES, 20 + 300, 4 * 300, 3)
+    assert comparison.shape == (EVAL_FRAMES, 20 + 300, 4 * 300, 3)
     gt = first_video(sample_dir)
     assert np.abs(comparison[:, 20:, 900:].astype(int) - gt).mean() < 3  # H.264, crf 15
 
@@ -129,8 +114,8 @@ def test_multi_sampling_averages_two_intervals_and_differs(
         [f"ckpt={original_checkpoint}", f"paths.output_dir={tmp_path}", "inference.interval=2"]
         + ["inference.sampling=multi", "eval.save_frames=true", "eval.num_comparison_videos=0"]
         + ["eval.baselines=[gray]", "eval.metrics=[psnr,cdc]"]
-        + SMALL
-        + data_overrides(sample_dir)
+        + EVAL_SMALL
+        + eval_data(sample_dir)
     )
     means = evaluate(cfg)
     assert set(means) == {"tcvc_2+4/psnr", "tcvc_2+4/cdc", "gray/psnr", "gray/cdc"}
@@ -153,8 +138,8 @@ def test_idc_only_from_the_tcvc_checkpoint_matches_the_idc_baseline(
     cfg = compose_eval(
         ["method=idc", f"ckpt={original_checkpoint}", f"paths.output_dir={tmp_path}"]
         + ["eval.num_comparison_videos=0", "eval.metrics=[psnr,ssim,warp_error]"]
-        + SMALL
-        + data_overrides(sample_dir)
+        + EVAL_SMALL
+        + eval_data(sample_dir)
     )
     means = evaluate(cfg)
     report = json.loads((tmp_path / "metrics.json").read_text())
@@ -167,7 +152,7 @@ def test_idc_only_from_the_tcvc_checkpoint_matches_the_idc_baseline(
 
 
 def test_idc_only_load_rules(sample_dir, original_checkpoint, tmp_path):
-    base = [f"paths.output_dir={tmp_path}", "method=idc", *SMALL, *data_overrides(sample_dir)]
+    base = [f"paths.output_dir={tmp_path}", "method=idc", *EVAL_SMALL, *eval_data(sample_dir)]
     with pytest.raises(UserError, match="needs IDC weights"):
         evaluate(compose_eval(base))
     with pytest.raises(UserError, match="not both"):
@@ -197,8 +182,8 @@ def test_interval_sweep_plots_cdc_and_logs_to_wandb(
         [f"ckpt={original_checkpoint}", f"paths.output_dir={tmp_path}", "logger=wandb"]
         + ["inference.interval=[1,3]", "eval.baselines=[gray]", "eval.metrics=[psnr,cdc]"]
         + ["eval.num_comparison_videos=1"]
-        + SMALL
-        + data_overrides(sample_dir)
+        + EVAL_SMALL
+        + eval_data(sample_dir)
     )
     means = evaluate(cfg)
     assert {"tcvc_1/cdc", "tcvc_3/cdc", "gray/cdc"} <= set(means)
@@ -274,8 +259,8 @@ def test_the_exemplar_protocol_gives_the_first_frame_and_writes_its_table(
         [f"ckpt={original_checkpoint}", f"paths.output_dir={tmp_path}", "inference.interval=2"]
         + ["references=first", "eval.save_frames=true", "eval.num_comparison_videos=0"]
         + ["eval.metrics=[psnr,ssim]", "eval.baselines=[]"]
-        + SMALL
-        + data_overrides(sample_dir)
+        + EVAL_SMALL
+        + eval_data(sample_dir)
     )
     means = evaluate(cfg)
     report = json.loads((tmp_path / "metrics.json").read_text())
@@ -289,4 +274,4 @@ def test_the_exemplar_protocol_gives_the_first_frame_and_writes_its_table(
     assert not np.array_equal(read_frames(guided[0].parent)[0], read_frames(plain[0].parent)[0])
 
     with pytest.raises(UserError, match="references=first: the exemplar protocols colour with"):
-        evaluate(compose_eval(["method=idc", "references=first", *SMALL]))
+        evaluate(compose_eval(["method=idc", "references=first", *EVAL_SMALL]))

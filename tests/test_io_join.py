@@ -9,7 +9,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from test_io_streams import RATE, bursts, decode_audio, make_source, subtitle_events
+from helpers.media import RATE, bursts, decode_audio, make_source, subtitle_events
 
 from tcvc.io import VideoError, VideoReader, VideoWriter, join_pieces, read_frames
 
@@ -82,7 +82,8 @@ def test_joined_pieces_take_the_sources_window(tmp_path, footage):
     target = tmp_path / "preview.mp4"
     assert join_pieces(pieces, target, audio_from=source, source_start=1.0) == 50
     assert subtitle_events(target) == [(0.0, 0.2, "one"), (0.5, 1.2, "two"), (1.5, 1.9, "three")]
-    wave = decode_audio(target)
+    wave, rate = decode_audio(target)
+    assert rate == RATE
     assert len(wave) / RATE == pytest.approx(2.0, abs=0.03)
     [(start, end, hz)] = bursts(wave)
     assert (start, end, hz) == (

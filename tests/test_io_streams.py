@@ -10,74 +10,19 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from av.subtitles.subtitle import SubtitleSet
-from test_io import audio_frame
-
-from tcvc.io import VideoReader, VideoWriter
-
-FPS = 25
-SECONDS = 4
-RATE = 44100
-# (start, end, text) of each subtitle, in seconds of the source
-SUBTITLES = [(0.5, 1.2, "one"), (1.5, 2.2, "two"), (2.5, 2.9, "three"), (3.2, 3.8, "four")]
-# (start, end, Hz) of each tone burst; silence between
-BURSTS = [(0.5, 0.9, 880), (1.5, 2.5, 440), (3.2, 3.6, 660)]
-# a minimal ASS header: the subrip encoder needs one
-ASS_HEADER = (
-    b"[Script Info]\r\nScriptType: v4.00+\r\nPlayResX: 384\r\nPlayResY: 288\r\n\r\n"
-    b"[V4+ Styles]\r\nFormat: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, "
-    b"OutlineColour, BackColour, Bold, Italic, Underline, StrikeOut, ScaleX, ScaleY, Spacing, "
-    b"Angle, BorderStyle, Outline, Shadow, Alignment, MarginL, MarginR, MarginV, Encoding\r\n"
-    b"Style: Default,Arial,16,&Hffffff,&Hffffff,&H0,&H0,0,0,0,0,100,100,0,0,1,1,0,2,10,10,10,0"
-    b"\r\n\r\n[Events]\r\nFormat: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, "
-    b"Effect, Text\r\n"
+from helpers.media import (
+    BURSTS,
+    FPS,
+    RATE,
+    SUBTITLES,
+    bursts,
+    decode_audio,
+    make_source,
+    subtitle_events,
+    tone_pattern,
 )
 
-
-def tone_pattern() -> np.ndarray:
-    t = np.arange(RATE * SECONDS) / RATE
-    wave = np.zeros_like(t)
-    for start, end, hz in BURSTS:
-        inside = (t >= start) & (t < end)
-        wave[inside] = 0.4 * np.sin(2 * np.pi * hz * (t[inside] - start))
-    return wave
-
-
-def make_source(path: Path, *, audio: str = "aac", subtitles: str = "subrip") -> Path:
-    """A 4 s, 25 fps clip (PyAV directly): video, `audio` with BURSTS, `subtitles` with
-    SUBTITLES, a title and a comment, and a language on every stream."""
-    with av.open(str(path), "w") as container:
-        container.metadata["title"] = "A film"
-        container.metadata["comment"] = "made for a test"
-        video = container.add_stream("libx264", rate=FPS)
-        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
-        video.metadata["language"] = "fra"
-        sound = container.add_stream(audio, rate=RATE)
-        sound.layout = "mono"
-        sound.metadata["language"] = "eng"
-        text = container.add_stream(subtitles)
-        text.metadata["language"] = "deu"
-        text.codec_context.subtitle_header = ASS_HEADER
-        for index in range(FPS * SECONDS):
-            picture = av.VideoFrame.from_ndarray(
-                np.full((48, 64, 3), index * 2, np.uint8), format="rgb24"
-            )
-            picture.pts = index
-            container.mux(video.encode(picture))
-        container.mux(video.encode())
-        container.mux(sound.encode(audio_frame(tone_pattern(), audio, rate=RATE)))
-        container.mux(sound.encode())
-        for index, (start, end, words) in enumerate(SUBTITLES):
-            line = f"{index},0,Default,,0,0,0,,{words}".encode()
-            packet = text.codec_context.encode_subtitle(
-                SubtitleSet.create(line, 0, round((end - start) * 1000))
-            )
-            packet.pts = packet.dts = round(start * 1000)
-            packet.duration = round((end - start) * 1000)
-            packet.time_base = Fraction(1, 1000)
-            packet.stream = text
-            container.mux(packet)
-    return path
+from tcvc.io import VideoReader, VideoWriter
 
 
 def colour(source: Path, target: Path, *, start: int = 0, stop: int | None = None) -> None:
@@ -90,45 +35,6 @@ def colour(source: Path, target: Path, *, start: int = 0, stop: int | None = Non
     ):
         for frame in reader:
             writer.write(frame)
-
-
-def subtitle_events(path: Path) -> list[tuple[float, float, str]]:
-    """(start, end, text) of every non-empty subtitle of an mp4 (mov_text), in seconds."""
-    events = []
-    with av.open(str(path)) as container:
-        stream = container.streams.subtitles[0]
-        assert stream.codec_context.name == "mov_text"
-        for packet in container.demux(stream):
-            if packet.size <= 2:  # an empty sample: the gap between two subtitles
-                continue
-            start = float(packet.pts * packet.time_base)
-            end = start + float(packet.duration * packet.time_base)
-            events.append((round(start, 3), round(end, 3), bytes(packet)[2:].decode()))
-    return events
-
-
-def decode_audio(path: Path) -> np.ndarray:
-    with av.open(str(path)) as container:
-        stream = container.streams.audio[0]
-        assert stream.codec_context.sample_rate == RATE
-        return np.concatenate([f.to_ndarray().mean(axis=0) for f in container.decode(stream)])
-
-
-def bursts(wave: np.ndarray) -> list[tuple[float, float, float]]:
-    """(start, end, Hz) of the loud stretches of `wave` (10 ms windows above a threshold)."""
-    window = RATE // 100
-    loud = [np.abs(wave[i : i + window]).max() > 0.1 for i in range(0, len(wave), window)]
-    found, begin = [], None
-    for index, on in enumerate([*loud, False]):
-        if on and begin is None:
-            begin = index
-        elif not on and begin is not None:
-            piece = wave[begin * window : index * window]
-            spectrum = np.abs(np.fft.rfft(piece))
-            hz = np.fft.rfftfreq(len(piece), 1 / RATE)[spectrum.argmax()]
-            found.append((begin / 100, index / 100, hz))
-            begin = None
-    return found
 
 
 @pytest.mark.parametrize(
@@ -154,7 +60,9 @@ def test_the_whole_source_is_copied(tmp_path, container, audio, subtitles, caplo
     assert subtitle_events(tmp_path / "out.mp4") == [
         (start, end, words) for start, end, words in SUBTITLES
     ]
-    found = bursts(decode_audio(tmp_path / "out.mp4"))
+    wave, rate = decode_audio(tmp_path / "out.mp4")
+    assert rate == RATE
+    found = bursts(wave)
     assert [hz for *_, hz in found] == pytest.approx([hz for *_, hz in BURSTS], abs=5)
     for (start, end, _), (want_start, want_end, _) in zip(found, BURSTS):
         assert start == pytest.approx(want_start, abs=0.015)
@@ -186,7 +94,8 @@ def test_a_window_takes_the_streams_from_its_start(tmp_path, container, audio, s
         (0.5, 1.2, "two"),
         (1.5, 1.9, "three"),
     ]
-    wave = decode_audio(tmp_path / "out.mp4")
+    wave, rate = decode_audio(tmp_path / "out.mp4")
+    assert rate == RATE
     assert len(wave) / RATE == pytest.approx(2.0, abs=0.03)  # cut at the end (one AAC frame)
     found = bursts(wave)
     assert len(found) == 1  # the 880 Hz burst is before the window, the 660 Hz one after
@@ -203,7 +112,8 @@ def test_a_window_cuts_transcoded_audio_at_the_sample(tmp_path):
     at its own sample, not at the packet's."""
     source = make_source(tmp_path / "src.mkv", audio="pcm_s16le")
     colour(source, tmp_path / "out.mp4", start=40, stop=60)  # 1.6 s to 2.4 s: inside the 440 Hz
-    wave = decode_audio(tmp_path / "out.mp4")
+    wave, rate = decode_audio(tmp_path / "out.mp4")
+    assert rate == RATE
     expected = tone_pattern()[round(1.6 * RATE) : round(2.4 * RATE)]
     # AAC at 192 kb/s of a pure tone: the same samples within a little noise, aligned
     assert len(wave) == pytest.approx(len(expected), abs=1024)

@@ -4,9 +4,8 @@ spelling, on the command line (before Hydra) and in a composed config (a config 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from helpers import ROOT
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
@@ -18,8 +17,6 @@ from tcvc.tasks.config import (
     refuse_renamed_config,
     refuse_renamed_overrides,
 )
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 import torch
-from test_streaming import clip_net
+from helpers.nets import clip_net
 
 from tcvc.inference import InferenceOptions, KnownCuts, anchor_clips, colorize_video
 from tcvc.inference.segments import Segment, plan_segments, scan_cuts

@@ -8,6 +8,7 @@ import itertools
 import numpy as np
 import pytest
 import torch
+from helpers.nets import clip_net
 from kornia.color import lab_to_rgb
 from original_color import original_lab2rgb, original_multi_sampling, original_one_sampling
 
@@ -58,13 +59,6 @@ def colorize_stream(
     )
     for frame in colorize_video(net_fn, frames, options, intervals=intervals, detector=detector):
         yield frame.numpy()
-
-
-def clip_net(L):
-    """A stand-in network whose every output depends on the whole clip and each frame's place
-    in it: a frame coloured in the wrong clip, or out of order, gets another ab."""
-    position = torch.arange(L.shape[1], dtype=L.dtype).view(1, -1, 1, 1, 1).expand_as(L)
-    return torch.cat([torch.tanh(L * 2 + L.mean(dim=1, keepdim=True)), position / 20], dim=2)
 
 
 def clipwise(net_fn, L, *, interval, resolution, cuts=()):

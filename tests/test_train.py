@@ -18,16 +18,13 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from hydra import compose, initialize_config_dir
+from helpers import ROOT
+from helpers.configs import TRAIN_SMALL, compose_train, train_data
 
 from tcvc.nets import TCVCNet
 from tcvc.nets.flownet2 import FlowNet2
 from tcvc.nets.idc import IDC
 from tcvc.tasks.train import train
-
-ROOT = Path(__file__).resolve().parents[1]
-CONF = str(ROOT / "conf")
-SMALL = ["data.interval=2", "data.crop_size=64", "data.batch_size=1", "data.clips_per_video=2"]
 
 
 @pytest.fixture(scope="session")
@@ -41,22 +38,8 @@ def backbone_weights(tmp_path_factory) -> dict[str, Path]:
     return {"flownet": flownet, "idc": idc}
 
 
-def data_overrides(sample_dir: Path) -> list[str]:
-    return [
-        f"data.roots=[{sample_dir / 'train'}]",
-        f"data.val_roots=[{sample_dir / 'val'}]",
-        "data.sample_dir=null",
-    ]
-
-
 def weights_overrides(files: dict[str, Path]) -> list[str]:
     return [f"model.flownet_weights={files['flownet']}", f"model.idc_weights={files['idc']}"]
-
-
-def compose_train(overrides: list[str]):
-    """The train config as train.py composes it (no Hydra run: the run-folder paths are given)."""
-    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
-        return compose(config_name="train", overrides=[f"paths.work_dir={ROOT}", *overrides])
 
 
 def run_script(args: list[str], *, timeout: int = 600) -> subprocess.CompletedProcess:
@@ -75,7 +58,7 @@ def run_script(args: list[str], *, timeout: int = 600) -> subprocess.CompletedPr
 def test_fast_dev_run_of_the_sample_experiment(sample_dir, backbone_weights, tmp_path):
     cfg = compose_train(
         ["experiment=idc_srl_sample", "debug=fdr", "logger=csv", f"paths.output_dir={tmp_path}"]
-        + data_overrides(sample_dir)
+        + train_data(sample_dir)
         + weights_overrides(backbone_weights)
     )
     assert (cfg.data.interval, cfg.data.crop_size, cfg.trainer.fast_dev_run) == (4, 128, 1)
@@ -97,8 +80,8 @@ def test_short_run_writes_checkpoint_samples_and_wandb(sample_dir, tmp_path, cap
             "final_sample.max_frames=6",
             "final_sample.resolution=64",
         ]
-        + SMALL
-        + data_overrides(sample_dir)
+        + TRAIN_SMALL
+        + train_data(sample_dir)
     )
     with pytest.warns(UserWarning, match="RANDOM") as warned:
         train(cfg)
@@ -174,14 +157,14 @@ def test_the_paper_run_without_data_or_gpu_stops_before_building(
     assert error.startswith(f"error: data root {missing} does not exist: set data.roots=[")
     error = stops([f"data.roots=[{sample_dir / 'train'}]", "data.val_roots=[/nowhere/val]"])
     assert error.startswith("error: data root /nowhere/val does not exist: set data.val_roots=[")
-    error = stops(data_overrides(sample_dir))
+    error = stops(train_data(sample_dir))
     assert error == (
         "error: trainer.accelerator=gpu, but this machine has no CUDA GPU: train on the CPU with "
         "trainer=cpu (slow), or run on a machine with a GPU\n"
     )
-    error = stops([*data_overrides(sample_dir), "data.crop_size=100"])
+    error = stops([*train_data(sample_dir), "data.crop_size=100"])
     assert "data.crop_size=100 is not a multiple of 64" in error
-    error = stops([*data_overrides(sample_dir), "trainer=cpu", "resume=/nowhere/last.ckpt"])
+    error = stops([*train_data(sample_dir), "trainer=cpu", "resume=/nowhere/last.ckpt"])
     assert "resume=/nowhere/last.ckpt: no such checkpoint" in error
     assert not run.exists()
 
@@ -263,8 +246,8 @@ def test_the_progress_bar_of_a_run_spans_its_epochs(tmp_path, capsys):
 def test_head_only_checkpoint_and_its_backbones(sample_dir, backbone_weights, tmp_path):
     cfg = compose_train(
         ["logger=csv", f"paths.output_dir={tmp_path}", "trainer.max_steps=1", "final_sample=null"]
-        + SMALL
-        + data_overrides(sample_dir)
+        + TRAIN_SMALL
+        + train_data(sample_dir)
         + weights_overrides(backbone_weights)
     )
     train(cfg)
@@ -302,8 +285,8 @@ def test_fine_tuning_from_released_or_project_weights_keeps_loadable_checkpoints
         cfg = compose_train(
             ["logger=csv", f"paths.output_dir={folder}", "trainer.max_steps=1"]
             + ["final_sample=null", f"model.tcvc_weights={weights}"]
-            + SMALL
-            + data_overrides(sample_dir)
+            + TRAIN_SMALL
+            + train_data(sample_dir)
         )
         train(cfg)
         return folder / "checkpoints" / "last.ckpt"
@@ -335,8 +318,8 @@ def test_bf16_mixed_precision_training_step(sample_dir, backbone_weights, tmp_pa
     cfg = compose_train(
         ["debug=fdr", "logger=csv", f"paths.output_dir={tmp_path}"]
         + ["trainer.precision=bf16-mixed"]
-        + SMALL
-        + data_overrides(sample_dir)
+        + TRAIN_SMALL
+        + train_data(sample_dir)
         + weights_overrides(backbone_weights)
     )
     metrics = train(cfg)
@@ -486,8 +469,8 @@ def test_training_steps_draw_hints_and_validation_does_not(
             "model.flownet._target_=tcvc.testing.ZeroFlow",
             f"model.idc_weights={backbone_weights['idc']}",
         ]
-        + SMALL
-        + data_overrides(sample_dir)
+        + TRAIN_SMALL
+        + train_data(sample_dir)
     )
     with pytest.warns(UserWarning, match="FlowNet2 weights not given"):  # the zero-flow stand-in
         metrics = train(cfg)
@@ -506,8 +489,8 @@ def test_nan_loss_stops_with_a_clear_message(sample_dir, backbone_weights, tmp_p
             "final_sample=null",
             "model.optimizer.lr=1e30",
         ]
-        + SMALL
-        + data_overrides(sample_dir)
+        + TRAIN_SMALL
+        + train_data(sample_dir)
         + weights_overrides(backbone_weights)
     )
     with pytest.raises(TrainingDiverged, match=r"training loss is (nan|inf) at step \d"):
@@ -523,8 +506,8 @@ def test_multirun_sweeps_two_runs(sample_dir, backbone_weights, tmp_path, capsys
             "model.loss.srl_weight=0.1,10",
             f"hydra.sweep.dir={tmp_path}",
         ]
-        + SMALL
-        + data_overrides(sample_dir)
+        + TRAIN_SMALL
+        + train_data(sample_dir)
         + weights_overrides(backbone_weights)
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -555,8 +538,8 @@ def test_optuna_sweeper_two_trials(sample_dir, backbone_weights, tmp_path):
             "logger=csv",
             f"hydra.sweep.dir={tmp_path}",
         ]
-        + SMALL
-        + data_overrides(sample_dir)
+        + TRAIN_SMALL
+        + train_data(sample_dir)
         + weights_overrides(backbone_weights)
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -579,8 +562,8 @@ def test_ddp_on_cpu_with_two_processes(sample_dir, backbone_weights, tmp_path):
             "final_sample=null",
             f"hydra.run.dir={tmp_path}",
         ]
-        + SMALL
-        + data_overrides(sample_dir)
+        + TRAIN_SMALL
+        + train_data(sample_dir)
         + weights_overrides(backbone_weights)
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -617,8 +600,8 @@ def test_kill_and_resume(sample_dir, backbone_weights, tmp_path):
             "trainer.val_check_interval=100",
             f"hydra.run.dir={tmp_path}",
         ]
-        + SMALL
-        + data_overrides(sample_dir)
+        + TRAIN_SMALL
+        + train_data(sample_dir)
         + weights_overrides(backbone_weights)
     )
     env = {**os.environ, "TCVC_ROOT": str(ROOT)}
@@ -682,7 +665,7 @@ def test_flow_cache_run(backbone_weights, tmp_path):
             f"data.val_roots=[{root}]",
             "data.sample_dir=null",
         ]
-        + SMALL
+        + TRAIN_SMALL
         + weights_overrides(backbone_weights)
     )
     metrics = train(cfg)

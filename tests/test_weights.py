@@ -30,6 +30,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import LAYOUT, ROOT
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
@@ -39,7 +40,6 @@ from tcvc.weights import catalog, download
 from tcvc.weights.__main__ import format_list, main
 from tcvc.weights.cache import released_path, status
 
-ROOT = Path(__file__).resolve().parents[1]
 CONF = str(ROOT / "conf")
 TCVC, FLOWNET, IDC_FILE = "80000_G.pth", "FlowNet2_checkpoint.pth.tar", "siggraph17-df00044c.pth"
 # where the original README's links lead (the labels there look swapped), and the other way round
@@ -79,7 +79,7 @@ def saved(obj) -> bytes:
 
 @pytest.fixture(scope="module")
 def layout() -> dict[str, list[int]]:
-    return json.loads((ROOT / "tests" / "data" / "original_tcvc_idc_layout.json").read_text())
+    return json.loads(LAYOUT.read_text())
 
 
 def flownet_state(layout) -> OrderedDict:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import LAYOUT
 from torch import nn
 
 from tcvc.nets import CheckpointError, TCVCNet, build_tcvc_net, save_original
@@ -25,7 +26,6 @@ from tcvc.nets.checkpoints import (
 )
 from tcvc.testing import synthetic_state_dict
 
-LAYOUT = Path(__file__).resolve().parents[1] / "data" / "original_tcvc_idc_layout.json"
 RELEASED_TENSORS = 349
 RELEASED_VALUES = 198_386_935
 

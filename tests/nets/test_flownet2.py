@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import DATA, LAYOUT
 
 from tcvc.nets.checkpoints import CheckpointError, load_backbone
 from tcvc.nets.flownet2 import FLOWNET2_NUM_PARAMETERS, FlowNet2
 from tcvc.testing import synthetic_state_dict
 
-DATA = Path(__file__).resolve().parents[1] / "data"
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts" / "reference"))
 
 
@@ -26,7 +26,7 @@ def net() -> FlowNet2:
 
 def test_layout_is_nvidias(net):
     """Every key and shape of the `flow.` part of the released TCVC checkpoint, no more."""
-    layout = json.loads((DATA / "original_tcvc_idc_layout.json").read_text())
+    layout = json.loads(LAYOUT.read_text())
     released = {k.removeprefix("flow."): v for k, v in layout.items() if k.startswith("flow.")}
     ours = {k: list(v.shape) for k, v in net.state_dict().items()}
     assert ours == released

@@ -4,18 +4,14 @@ against the original code's anchor outputs, hints, shape errors, strict loading.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
-import torch.nn.functional as F
+from helpers import LAYOUT, REFERENCE, SEED
+from helpers.nets import functional_idc
 
 from tcvc.nets import IDC, CheckpointError, load_backbone
 from tcvc.testing import synthetic_state_dict
-
-LAYOUT = Path(__file__).resolve().parents[1] / "data" / "original_tcvc_idc_layout.json"
-REFERENCE = Path(__file__).resolve().parents[1] / "data" / "tcvc_reference.pt"
-SEED = 17  # scripts/reference/make_tcvc_reference.py
 
 
 @pytest.fixture(scope="module")
@@ -36,51 +32,6 @@ def idc(idc_weights) -> IDC:
     net = IDC()
     net.load_state_dict(idc_weights, strict=True)
     return net.eval()
-
-
-def functional_idc(
-    w: dict[str, torch.Tensor], L: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """SIGGRAPH'17 forward written with torch.nn.functional from the facts (zero hints)."""
-
-    def conv(x, name, dilation=1):
-        return F.conv2d(
-            x, w[f"{name}.weight"], w[f"{name}.bias"], padding=dilation, dilation=dilation
-        )
-
-    def up(x, name):
-        return F.conv_transpose2d(x, w[f"{name}.weight"], w[f"{name}.bias"], stride=2, padding=1)
-
-    def bn(x, name):  # inference BatchNorm, eps 1e-5 (PyTorch's kernel: its round-off)
-        return F.batch_norm(
-            x,
-            w[f"{name}.running_mean"],
-            w[f"{name}.running_var"],
-            w[f"{name}.weight"],
-            w[f"{name}.bias"],
-            training=False,
-            eps=1e-5,
-        )
-
-    def block(x, name, convs, dilation=1):
-        for index in range(convs):
-            x = F.relu(conv(x, f"{name}.{2 * index}", dilation))
-        return bn(x, f"{name}.{2 * convs}")
-
-    x = torch.cat([L, torch.zeros_like(L).repeat(1, 3, 1, 1)], dim=1)
-    c1 = block(x, "model1", 2)
-    c2 = block(c1[:, :, ::2, ::2], "model2", 2)
-    c3 = block(c2[:, :, ::2, ::2], "model3", 3)
-    c4 = block(c3[:, :, ::2, ::2], "model4", 3)
-    c7 = block(block(block(c4, "model5", 3, 2), "model6", 3, 2), "model7", 3)
-    x = F.relu(up(c7, "model8up.0") + conv(c3, "model3short8.0"))
-    c8 = bn(F.relu(conv(F.relu(conv(x, "model8.1")), "model8.3")), "model8.5")
-    x = F.relu(up(c8, "model9up.0") + conv(c2, "model2short9.0"))
-    c9 = bn(F.relu(conv(x, "model9.1")), "model9.3")
-    x = F.relu(up(c9, "model10up.0") + conv(c1, "model1short10.0"))
-    feature = F.leaky_relu(conv(x, "model10.1"), 0.2)
-    ab = torch.tanh(F.conv2d(feature, w["model_out.0.weight"], w["model_out.0.bias"]))
-    return ab, feature
 
 
 def test_state_dict_has_the_released_names_shapes_and_order(idc_layout):

@@ -9,12 +9,12 @@ the efficient path (``colorize_clip`` / ``propagate``) against the exact path.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
-from test_idc import functional_idc
+from helpers import LAYOUT, REFERENCE, SEED
+from helpers.nets import FLOW_ROUNDOFF, assert_bf16_close, functional_idc, max_error
 
 from ops.resample2d import resample2d_reference
 from tcvc.color import rgb_to_lab_normalized
@@ -28,9 +28,6 @@ from tcvc.nets.hints import Hints
 from tcvc.nets.tcvc_net import flow_image
 from tcvc.testing import synthetic_state_dict
 
-LAYOUT = Path(__file__).resolve().parents[1] / "data" / "original_tcvc_idc_layout.json"
-REFERENCE = Path(__file__).resolve().parents[1] / "data" / "tcvc_reference.pt"
-SEED = 17  # the reference file's weights
 TOLERANCE = 1e-5  # ab / 110, absolute
 
 
@@ -95,20 +92,6 @@ def independent_tcvc(w: dict[str, torch.Tensor], L: torch.Tensor, flow) -> torch
         out.append(torch.tanh(conv(f, "fea_key.model_out.0", 0)))
     out.append(ab_last)
     return torch.stack(out, 1)
-
-
-def max_error(a: torch.Tensor, b: torch.Tensor) -> float:
-    assert a.shape == b.shape
-    return (a - b).abs().max().item()
-
-
-# ---- exactness ----------------------------------------------------------------------------------
-# With the same flows, every path equals the original to float32 round-off (TOLERANCE). FlowNet2
-# itself is exact on its own (tests/nets/test_flownet2.py), but with generated weights its flow
-# moves by ~1e-4 px when only the batch size or the thread count changes (float32 sums in another
-# order), and warping turns that into up to ~5e-5 of ab / 110: end to end, paths that batch flows
-# differently agree to FLOW_ROUNDOFF.
-FLOW_ROUNDOFF = 2e-4
 
 
 class RecordedFlowNet(torch.nn.Module):
@@ -450,18 +433,6 @@ def test_bf16_autocast_on_cpu(net, clips):
         with torch.autocast("cpu", dtype=torch.bfloat16):
             half = net.colorize_clip(L)
     assert_bf16_close(half, full)
-
-
-def assert_bf16_close(half: torch.Tensor, full: torch.Tensor) -> None:
-    """bf16 autocast against float32, B×T×2×H×W ab / 110. Measured on CPU with these weights:
-    the anchors (IDC alone) within 0.011; the inner frames 4.5 % mean relative difference, 99 %
-    of values within 0.093 and a few up to 0.33, where bf16's flows (0.1 px off on average)
-    move high-contrast edges of the synthetic features."""
-    assert half.shape == full.shape
-    difference = (half.float() - full).abs()
-    assert difference[:, [0, -1]].max() < 0.03
-    assert difference.mean() < 0.1 * full.abs().mean()
-    assert difference.flatten().quantile(0.99) < 0.2
 
 
 @pytest.mark.slow  # torch.compile of IDC, FlowNet2 and the head: minutes on 2 CPU cores
