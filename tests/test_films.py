@@ -23,7 +23,7 @@ import pytest
 import torch
 from helpers import ROOT
 from helpers.configs import compose_colorize
-from helpers.media import lab_L, make_clips
+from helpers.media import gradient, lab_L, make_clips, make_deep_video
 
 from tcvc.errors import UserError
 from tcvc.io import VideoReader, read_frames
@@ -473,7 +473,6 @@ def test_a_10_bit_film_is_read_at_full_precision(net, tmp_path, monkeypatch):
     """A lossless 10-bit ramp: with saturation=0 the output is the gray of the input's L; read
     at full precision that gray is closer to the ramp's exact one than when read as 8 bits."""
     from kornia.color import lab_to_rgb, rgb_to_lab
-    from test_io_bit_depth import gradient, make_deep_video
 
     from tcvc.io import VideoReader as Reader
     from tcvc.tasks import colorize_job

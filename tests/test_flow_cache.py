@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from helpers.media import make_small_root
 
 from ops import resample2d
 from tcvc.data.augment import Augmentation
@@ -71,21 +71,6 @@ def fake_flow(L_a: torch.Tensor, L_b: torch.Tensor) -> torch.Tensor:
 @pytest.fixture()
 def small_root(tmp_path) -> Path:
     return make_small_root(tmp_path)
-
-
-def make_small_root(folder: Path) -> Path:
-    """``folder/train``: two videos of 7 frames, 96×96, a random texture translating by (1, 2) px
-    a frame (real motion between frames)."""
-    root = folder / "train"
-    generator = np.random.default_rng(4)
-    base = generator.integers(0, 256, size=(110, 110, 3), dtype=np.uint8)
-    for video in ("a", "b"):
-        (root / video).mkdir(parents=True)
-        for t in range(7):
-            frame = np.roll(base, shift=(t, 2 * t), axis=(0, 1))[:96, :96]
-            Image.fromarray(frame).save(root / video / f"{t:05d}.png")
-        base = base[::-1].copy()
-    return root
 
 
 def test_a_cache_of_other_flownet_weights_is_computed_again(small_root):

