@@ -20,6 +20,7 @@ import torch
 import yaml
 from helpers import ROOT
 from helpers.configs import TRAIN_SMALL, compose_train, train_data
+from helpers.media import make_small_root
 
 from tcvc.nets import TCVCNet
 from tcvc.nets.flownet2 import FlowNet2
@@ -591,7 +592,8 @@ def _optimizer_state(checkpoint: dict) -> dict:
 
 
 def test_kill_and_resume(sample_dir, backbone_weights, tmp_path):
-    """SIGKILL mid-run, then `resume=last`: the step count and Adam's state carry on."""
+    """SIGKILL mid-run, then `resume=last`: the step count and Adam's state carry on; resuming
+    the finished run changes nothing."""
     common = (
         [
             "logger=csv",
@@ -626,21 +628,7 @@ def test_kill_and_resume(sample_dir, backbone_weights, tmp_path):
     step = killed["global_step"]
     assert step >= 3
 
-    # resume without further steps: everything restored, written back unchanged
-    result = run_script([f"trainer.max_steps={step}", "resume=last", *common])
-    assert result.returncode == 0, result.stderr[-3000:]
-    restored = torch.load(last, weights_only=True)
-    assert restored["global_step"] == step
-    before, after = _optimizer_state(killed), _optimizer_state(restored)
-    for index, moments in before["state"].items():
-        for name in ("exp_avg", "exp_avg_sq", "step"):
-            assert torch.equal(moments[name], after["state"][index][name]), (index, name)
-    for key, value in killed["state_dict"].items():
-        assert torch.equal(value, restored["state_dict"][key]), key
-    (scheduler,) = killed["lr_schedulers"]
-    assert restored["lr_schedulers"] == [scheduler] and scheduler["last_epoch"] == step
-
-    # and two more steps continue the count
+    # two more steps continue the count
     result = run_script([f"trainer.max_steps={step + 2}", "resume=last", *common])
     assert result.returncode == 0, result.stderr[-3000:]
     resumed = torch.load(last, weights_only=True)
@@ -648,12 +636,28 @@ def test_kill_and_resume(sample_dir, backbone_weights, tmp_path):
     assert all(s["step"].item() == step + 2 for s in _optimizer_state(resumed)["state"].values())
     assert resumed["lr_schedulers"][0]["last_epoch"] == step + 2  # MultiStepLR counts steps
     assert json.dumps(resumed["hyper_parameters"]["config"]["data"]["crop_size"]) == "64"
+    metrics = (tmp_path / "metrics.json").read_text()
+    assert "train/loss" in json.loads(metrics)
+
+    # resuming the finished run trains nothing: everything restored, written back unchanged,
+    # and the metrics of the steps trained before are kept (not replaced by nothing)
+    result = run_script([f"trainer.max_steps={step + 2}", "resume=last", *common])
+    assert result.returncode == 0, result.stderr[-3000:]
+    restored = torch.load(last, weights_only=True)
+    assert restored["global_step"] == step + 2
+    before, after = _optimizer_state(resumed), _optimizer_state(restored)
+    for index, moments in before["state"].items():
+        for name in ("exp_avg", "exp_avg_sq", "step"):
+            assert torch.equal(moments[name], after["state"][index][name]), (index, name)
+    for key, value in resumed["state_dict"].items():
+        assert torch.equal(value, restored["state_dict"][key]), key
+    (scheduler,) = resumed["lr_schedulers"]
+    assert restored["lr_schedulers"] == [scheduler] and scheduler["last_epoch"] == step + 2
+    assert (tmp_path / "metrics.json").read_text() == metrics
 
 
 def test_flow_cache_run(backbone_weights, tmp_path):
     """`data.flow_cache=true`: the cache is built once before training and used by the clips."""
-    from test_flow_cache import make_small_root
-
     root = make_small_root(tmp_path / "data")
     cfg = compose_train(
         [

@@ -128,14 +128,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
         if torch.is_tensor(v) or isinstance(v, float)
     }
     if trainer.fast_dev_run:
-        _write_metrics(trainer, output_dir, metrics)
-        return metrics
+        return _write_metrics(trainer, output_dir, metrics)
     # last.ckpt holds the end of the run (rewritten here in case the run did not end on a
     # checkpointing step): one file to resume from and to colourise with. Every DDP rank calls
     # save_checkpoint (it synchronises them); rank 0 writes.
     last = output_dir / "checkpoints" / "last.ckpt"
     trainer.save_checkpoint(last, weights_only=False)  # with the optimizer: resumable
-    _write_metrics(trainer, output_dir, metrics)
+    metrics = _write_metrics(trainer, output_dir, metrics)
     if not trainer.is_global_zero:
         return metrics
     outputs = {"checkpoint": last}
@@ -160,12 +159,19 @@ def _resume_path(resume: str | None, output_dir: Path) -> str | None:
     return str(last)
 
 
-def _write_metrics(trainer: pl.Trainer, output_dir: Path, metrics: dict[str, float]) -> None:
+def _write_metrics(
+    trainer: pl.Trainer, output_dir: Path, metrics: dict[str, float]
+) -> dict[str, float]:
     """The run's final metrics as metrics.json, for scripts/sweep_report.py (and readers
-    without W&B)."""
+    without W&B); returns them. A resumed run that had no step left to train logs nothing: the
+    metrics.json of the run that trained those steps is kept, and returned."""
+    path = output_dir / "metrics.json"
+    if not metrics and path.is_file():
+        log.info("no step trained (max_steps reached before): %s kept", path)
+        return json.loads(path.read_text())
     if trainer.is_global_zero:
-        text = json.dumps(metrics, indent=2, sort_keys=True) + "\n"
-        (output_dir / "metrics.json").write_text(text)
+        path.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    return metrics
 
 
 def _final_sample(model, datamodule, folder: Path, options: DictConfig) -> dict[str, Path]:
