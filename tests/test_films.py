@@ -542,6 +542,62 @@ def test_a_refused_run_keeps_the_work_of_an_earlier_one(clips, net, tmp_path):
     assert sorted(p.name for p in (work_folder(out) / "pieces").glob("[0-9]*")) == pieces
 
 
+def test_a_second_run_on_the_same_output_is_refused_while_the_first_works(
+    clips, net, tmp_path, caplog
+):
+    """run.lock: a run holds it exclusively, shards share it. A second run (or a shard beside a
+    run, or a run beside a shard) is refused in one line and leaves the folder as it was; when
+    the first has ended (its lock gone with it), the same command goes on."""
+    from tcvc.tasks.colorize_job import ColorizeJob
+    from tcvc.tasks.segmented import WorkFolder
+
+    out = tmp_path / "film"
+    options = {"input": clips["bikes"], "output": out, "segment_seconds": 0.2}
+    work = WorkFolder(ColorizeJob.from_config(compose_colorize(**FAST, **options)))
+    for held, second in [
+        (False, {"resume": True}),
+        (False, {"shard": "0/2"}),
+        (True, {"resume": True}),
+    ]:
+        with (
+            work.lock(shared=held),
+            pytest.raises(UserError, match="another colorize run") as error,
+        ):
+            run(net, **options, **second)
+        assert "\n" not in str(error.value) and str(out) in str(error.value)
+        assert sorted(p.name for p in work.root.iterdir()) == ["run.lock"] and not out.exists()
+    with work.lock(shared=True):  # another shard of the film
+        assert not run(net, **options, shard="1/2")["joined"]
+    assert run(net, **options, resume=True)["joined"]
+    assert len(list(out.iterdir())) == 18 and not work.root.exists()
+    assert "kept" not in caplog.text  # a refused run says only why
+
+
+def test_pieces_without_a_plan_are_not_joined(clips, net, tmp_path, caplog):
+    """Pieces in a work folder without plan.json (nothing says what they are) are removed, with
+    a warning, and coloured again."""
+    plain = tmp_path / "plain"
+    run(net, input=clips["bikes"], output=plain)
+    out = tmp_path / "film"
+    stray = work_folder(out) / "pieces" / "00000"
+    stray.mkdir(parents=True)
+    (stray / "frame00000.png").write_bytes(b"not this run's")
+    result = run(net, input=clips["bikes"], output=out, resume=True, segment_seconds=0.2)
+    assert result["segments"]["before"] == 0 and result["joined"]
+    assert "1 piece(s) without a plan, removed" in caplog.text
+    np.testing.assert_array_equal(pngs(out), pngs(plain))
+
+
+def test_a_streamed_run_beside_an_earlier_runs_work_says_so(clips, net, tmp_path, caplog):
+    out = tmp_path / "film.mp4"
+    options = {"input": clips["bikes"], "output": out, "segment_seconds": 0.2}
+    with InterruptedNet(net, at=4), pytest.raises(KeyboardInterrupt):
+        run(net, **options, resume=True)
+    run(net, **options)
+    assert "an earlier run in segments left its work there" in caplog.text
+    assert work_folder(out).is_dir()  # left for resume=true (it refuses other options)
+
+
 def test_a_failed_join_leaves_no_lock_and_a_dead_joiners_lock_is_taken_over(
     clips, net, tmp_path, monkeypatch
 ):

@@ -38,7 +38,7 @@ from tcvc.tasks.colorize_job import (
     remove_empty,
 )
 from tcvc.tasks.config import refuse_renamed_config
-from tcvc.tasks.segmented import colorize_segmented
+from tcvc.tasks.segmented import colorize_segmented, work_folder
 
 log = logging.getLogger("tcvc")
 
@@ -75,6 +75,12 @@ def colorize_file(job: ColorizeJob, *, net: torch.nn.Module | None = None) -> di
     job.check_target()
     if job.segmented:
         return colorize_segmented(job, net=net)
+    if work_folder(job.target).exists():
+        log.warning(
+            "%s: an earlier run in segments left its work there; this run starts afresh (resume=true "
+            "would go on from it)",
+            work_folder(job.target),
+        )
     with job.open_reader() as probe:
         info, index = probe.info, probe.index
     span = job.frame_range(info.num_frames, info.fps)

@@ -11,6 +11,9 @@ a folder beside the output::
                            segments
         pieces/00003.mp4   segment 3, complete (written atomically; for a frame-folder output a
                            folder of PNG frames, pieces/00003/)
+        run.lock           held while a run works here (``flock``: gone with the process, even
+                           a killed one): a second run on the same output is refused in one
+                           line; shards share it
 
 A guided run (``references``, ``hints``) starts its segments only at scene cuts: its hints are
 carried along a shot, so a segment must not cut one (a film without cuts is then one segment,
@@ -28,7 +31,9 @@ and the one that finds every piece done joins them.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import json
 import logging
 import os
@@ -119,6 +124,7 @@ class WorkFolder:
     """The work folder of ``job``'s output: the plan and the pieces (see the module docstring)."""
 
     def __init__(self, job: ColorizeJob) -> None:
+        self.target = job.target
         self.root = work_folder(job.target)
         self.pieces = self.root / "pieces"
         self.kind = job.kind
@@ -169,6 +175,23 @@ class WorkFolder:
 
     def remove(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
+
+    @contextlib.contextmanager
+    def lock(self, *, shared: bool):
+        """Hold ``run.lock`` (the folder made if missing): exclusively for a run, ``shared`` for
+        a shard (shards of one film work side by side); ``UserError`` when another process
+        holds it in a way that excludes this one. The kernel releases it when the process
+        ends, however it ends."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / "run.lock", "a") as file:
+            try:
+                fcntl.flock(file, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise UserError(
+                    f"{self.target}: another colorize run is working on this output "
+                    f"({self.root}); wait for it to end or stop it"
+                ) from None
+            yield
 
 
 def input_identity(source: Path) -> dict[str, Any]:
@@ -260,6 +283,11 @@ def load_or_make_plan(job: ColorizeJob, work: WorkFolder) -> tuple[Plan, bool]:
                 f"resume it, or remove the folder to start over"
             )
         return plan, True
+    stale = sorted(work.pieces.glob("[0-9]*")) if work.pieces.is_dir() else []
+    if stale:  # no plan says what they are: not this run's to join
+        log.warning("%s: %d piece(s) without a plan, removed", work.root, len(stale))
+        for path in stale:
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
     plan = work.write_plan(make_plan(job, identity))
     changed = _changes(plan.fingerprint, identity)
     if changed:  # a shard with other options wrote its plan first
@@ -369,38 +397,43 @@ def colorize_segmented(job: ColorizeJob, *, net: torch.nn.Module | None = None) 
     work = WorkFolder(job)
     started = time.perf_counter()
     made_here = not work.root.exists()
-    try:
-        plan, resumed = load_or_make_plan(job, work)
-        if job.shard is None:
-            work.remove_partials()  # no other process writes here
-        segments = plan.segments
-        if job.shard is not None:
-            k, n = job.shard
-            segments = [s for s in segments if s.index % n == k]
-        before = work.finished(plan)
-        todo = [s for s in segments if not work.done(s)]
-        if resumed:
-            log.info(
-                "%s: resuming, %d of %d segments done before", work.root, before, len(plan.segments)
-            )
-        # the plan has what log_start reads (num_frames, fps, height, width)
-        log_start(job, plan, range(plan.start, plan.start + plan.num_frames))
-        log.info("%d segments in %s", len(plan.segments), work.root)
-        done_frames = sum(len(s.output) for s in segments if work.done(s))
-        total = sum(len(s.output) for s in segments)
-        with progress_bar(job, total=total, initial=done_frames, desc=job.source.name) as bar:
-            if job.workers > 1 and len(todo) > 1:
-                colour_in_workers(job, plan, work, todo, net=net, bar=bar)
-            elif todo:
-                if net is None:
-                    net = job.load_net()
-                net = net.to(job.options.device).eval()
-                fn = network_fn(net, job.options)
-                colour_segments(job, plan, work, todo, fn, bar, plan_guidance(job, plan))
-        joined = join(job, plan, work)
-    except BaseException:
-        _keep_or_remove(job, work, made_here=made_here)
-        raise
+    plan = None
+    with work.lock(shared=job.shard is not None):
+        try:
+            plan, resumed = load_or_make_plan(job, work)
+            if job.shard is None:
+                work.remove_partials()  # no other process writes here
+            segments = plan.segments
+            if job.shard is not None:
+                k, n = job.shard
+                segments = [s for s in segments if s.index % n == k]
+            before = work.finished(plan)
+            todo = [s for s in segments if not work.done(s)]
+            if resumed:
+                log.info(
+                    "%s: resuming, %d of %d segments done before",
+                    work.root,
+                    before,
+                    len(plan.segments),
+                )
+            # the plan has what log_start reads (num_frames, fps, height, width)
+            log_start(job, plan, range(plan.start, plan.start + plan.num_frames))
+            log.info("%d segments in %s", len(plan.segments), work.root)
+            done_frames = sum(len(s.output) for s in segments if work.done(s))
+            total = sum(len(s.output) for s in segments)
+            with progress_bar(job, total=total, initial=done_frames, desc=job.source.name) as bar:
+                if job.workers > 1 and len(todo) > 1:
+                    colour_in_workers(job, plan, work, todo, net=net, bar=bar)
+                elif todo:
+                    if net is None:
+                        net = job.load_net()
+                    net = net.to(job.options.device).eval()
+                    fn = network_fn(net, job.options)
+                    colour_segments(job, plan, work, todo, fn, bar, plan_guidance(job, plan))
+            joined = join(job, plan, work)
+        except BaseException:
+            _keep_or_remove(job, work, made_here=made_here, planned=plan is not None)
+            raise
     seconds = time.perf_counter() - started
     here = sum(len(s.output) for s in todo)  # frames coloured by this run
     frames = plan.num_frames if joined else here
@@ -426,10 +459,11 @@ def colorize_segmented(job: ColorizeJob, *, net: torch.nn.Module | None = None) 
     }
 
 
-def _keep_or_remove(job: ColorizeJob, work: WorkFolder, *, made_here: bool) -> None:
+def _keep_or_remove(job: ColorizeJob, work: WorkFolder, *, made_here: bool, planned: bool) -> None:
     """After a failure: keep the work folder when a resume can use it, else remove it; a
-    folder an earlier run made is always kept (its pieces are that run's work)."""
-    if not work.root.exists():
+    folder an earlier run made is always kept (its pieces are that run's work), quietly when
+    this run was refused before it had a plan (its own error says why)."""
+    if not work.root.exists() or not (made_here or planned):
         return
     resumable = job.resume or job.shard is not None or not made_here
     if resumable and (work.root / "plan.json").is_file():
