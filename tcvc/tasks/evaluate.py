@@ -7,7 +7,7 @@ sampling or the multi-sampling ensemble; ``method=idc``: IDC frame by frame) and
 options of ``conf/inference/paper.yaml`` unless overridden.
 
 Writes into ``cfg.paths.output_dir``: ``metrics.json`` (per video and mean, timings),
-``metrics.csv``, ``table.md`` (also printed), ``plots/*.png``, ``comparison/<video>.mp4``
+``metrics.csv``, ``table.md`` (also printed), ``plots/*.png``, ``comparison/<root>__<video>.mp4``
 (gray | IDC | TCVC | ground truth) for the first ``eval.num_comparison_videos`` videos,
 ``frames/<run>/<video>/*.png`` with ``eval.save_frames=true``, ``config.yaml``; and the tables,
 plots and videos to W&B with ``logger=wandb``.
