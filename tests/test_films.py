@@ -283,6 +283,16 @@ def test_a_preview_colours_a_part_with_its_audio(clips, net, tmp_path):
     assert (lab_L(preview) - lab_L(source[:7])).abs().mean() > 2 * error
 
 
+@pytest.mark.parametrize("segmented", [False, True])
+def test_the_last_line_gives_cuts_as_the_inputs_frames(clips, net, tmp_path, capsys, segmented):
+    """bikes has a hard cut at frame 8: from start=3 it is the coloured range's frame 5 (the
+    summary's), shown as frame 8, as the log's range and guided frames are numbered."""
+    options = {"resume": True, "segment_seconds": 0.2} if segmented else {}
+    result = run(net, input=clips["bikes"], output=tmp_path / "part", start=3, **options)
+    assert result["cuts"] == [5]
+    assert "1 scene cut(s) at 8:" in capsys.readouterr().out
+
+
 def test_saturation_and_side_by_side(clips, net, tmp_path):
     """saturation=0 gives gray frames; side_by_side writes [that gray | the colour frame]."""
     colour, gray, both = tmp_path / "colour", tmp_path / "gray", tmp_path / "both"
@@ -312,7 +322,8 @@ def pngs_of(run_fn, net, source, out, **options):
         ({"saturation": -1}, "saturation must be ≥ 0"),
         ({"saturation": "vivid"}, "saturation must be a number"),
         ({"start": "soon"}, "start must be frames"),
-        ({"start": 1000}, "start=1000: .* has 18 frames"),
+        ({"start": 1000}, r"start \(frame 1000\) is past the end of .*: it has 18 frames"),
+        ({"start": "1:30"}, r"start \(90 s\) is past the end of .*: it has 18 frames \(0.72 s"),
         ({"duration": 0}, "duration must be > 0"),
         ({"workers": 0}, "workers must be an integer ≥ 1"),
         ({"shard": "2/2"}, "shard must be k/n with 0 ≤ k < n"),

@@ -133,7 +133,7 @@ def colorize_file(job: ColorizeJob, *, net: torch.nn.Module | None = None) -> di
             stopped_at,
             count,
         )
-    print(finished_line(job, info, count, seconds, detector.cuts))
+    print(finished_line(job, info, count, seconds, detector.cuts, first=span.start))
     return {
         "frames": count,
         "seconds": seconds,

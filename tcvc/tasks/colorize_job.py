@@ -295,9 +295,10 @@ class ColorizeJob:
         ``duration``); a range past the end is cut there, a start past it is a ``UserError``."""
         start = 0 if self.start is None else _frames(self.start, fps)
         if start >= num_frames:
+            at = f"frame {self.start}" if isinstance(self.start, int) else f"{self.start:g} s"
             raise UserError(
-                f"start={self.start}: {self.source} has {num_frames} frames "
-                f"({num_frames / fps:.2f} s at {fps:g} fps)"
+                f"start ({at}) is past the end of {self.source}: it has "
+                f"{num_frames} frames ({num_frames / fps:.2f} s at {fps:g} fps)"
             )
         stop = num_frames if self.duration is None else start + _frames(self.duration, fps)
         if stop <= start:
@@ -533,8 +534,12 @@ def log_start(job: ColorizeJob, info, span) -> None:
         )
 
 
-def finished_line(job: ColorizeJob, info, count: int, seconds: float, cuts: list[int]) -> str:
-    shown = ", ".join(map(str, cuts[:10])) + (", ..." if len(cuts) > 10 else "")
+def finished_line(
+    job: ColorizeJob, info, count: int, seconds: float, cuts: list[int], *, first: int
+) -> str:
+    """The run's last line. ``cuts``: indices in the coloured range, which starts at the input's
+    frame ``first``; shown as the input's frame numbers, as every other line of the run."""
+    shown = ", ".join(str(cut + first) for cut in cuts[:10]) + (", ..." if len(cuts) > 10 else "")
     width, height = job.output_size(info.height, info.width)[::-1]
     return (
         f"colorized {count} frames ({width}×{height}, {info.fps:g} fps) in "

@@ -437,7 +437,8 @@ def colorize_segmented(job: ColorizeJob, *, net: torch.nn.Module | None = None) 
     seconds = time.perf_counter() - started
     here = sum(len(s.output) for s in todo)  # frames coloured by this run
     frames = plan.num_frames if joined else here
-    message = finished_line(job, plan, here, seconds, plan.cuts)  # plan: fps, height, width
+    # plan: fps, height, width
+    message = finished_line(job, plan, here, seconds, plan.cuts, first=plan.start)
     if joined and here != plan.num_frames:
         message += f" (joined with {plan.num_frames - here} frames coloured before)"
     if not joined:
