@@ -251,7 +251,12 @@ def test_a_folder_of_films(clips, net, tmp_path, capsys):
     assert sorted(p.name for p in out.iterdir()) == ["bikes.mp4", "gray.mp4"]
     with VideoReader(out / "gray.mp4") as reader:
         assert reader.info.num_frames == 24
-    assert "done 2, skipped 0, failed 1" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "done 2, skipped 0, failed 1" in printed
+    for number, name in enumerate(["bikes", "gray", "random"], 1):  # each input as it starts
+        assert f"[{number}/3] {name}.mp4 -> {out / name}.mp4" in printed
+    assert f"\n  failed: {summary['failed'][0][1]}" in printed  # its path once
+    assert summary["failed"][0][1].startswith(str(films / "random.mp4"))
 
     with pytest.raises(BatchFailed) as again:
         run(net, input=str(films / "*.mp4"), output=out)

@@ -98,6 +98,7 @@ def colorize_many(
             print(f"{prefix}: skipped, {target} exists (overwrite=true colours it again)")
             summary["skipped"].append(str(source))
             continue
+        print(f"{prefix} -> {target}")
         try:
             job = ColorizeJob.for_paths(cfg, source, target)
             if net is None:
@@ -135,5 +136,9 @@ def _targets(inputs: list[Path], folder: Path) -> list[Path]:
 def _summary_table(summary: dict[str, Any]) -> str:
     counts = {key: len(summary[key]) for key in ("done", "skipped", "failed")}
     lines = [", ".join(f"{key} {count}" for key, count in counts.items())]
-    lines += [f"  failed: {source}: {reason}" for source, reason in summary["failed"]]
+    # a reason names its input already when it is the input's own error
+    lines += [
+        f"  failed: {reason if reason.startswith(source) else f'{source}: {reason}'}"
+        for source, reason in summary["failed"]
+    ]
     return "\n".join(lines)
