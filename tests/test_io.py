@@ -152,6 +152,24 @@ def test_frame_folder_reads_in_natural_order(tmp_path):
     assert VideoReader(tmp_path).info.fps == 25.0
 
 
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "P"])
+def test_frames_of_a_folder_are_writable_arrays(tmp_path, mode):
+    """A PIL image's array view is read-only, and torch warns on every one it is given
+    ("The given NumPy array is not writable"): frames of a folder are arrays of their own."""
+    import warnings
+
+    import torch
+
+    Image.fromarray(np.full((8, 8, 3), 90, dtype=np.uint8)).convert(mode).save(tmp_path / "0.png")
+    with VideoReader(tmp_path) as reader:
+        (frame,) = list(reader)
+    expected = np.asarray(Image.open(tmp_path / "0.png").convert("RGB"))  # P: the palette's
+    assert frame.flags.writeable and np.array_equal(frame, expected)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        torch.as_tensor(frame)
+
+
 def test_frame_folder_gray_and_16_bit_become_rgb(tmp_path):
     Image.fromarray(np.full((8, 8), 77, dtype=np.uint8)).save(tmp_path / "0.png")
     Image.fromarray(np.full((8, 8), 257 * 200, dtype=np.uint16)).save(tmp_path / "1.png")

@@ -70,8 +70,9 @@ def list_frame_files(folder: str | Path) -> list[Path]:
 def _image_to_rgb(image: Image.Image, *, keep_16_bits: bool = False) -> np.ndarray:
     """PIL image of any mode -> H×W×3 RGB: uint8 (gray repeated, 16-bit scaled, alpha dropped),
     or, with `keep_16_bits`, 16-bit gray as uint16."""
+    # np.array, not asarray: a PIL image's array view is read-only, and torch warns on those
     if image.mode == "RGB":
-        return np.asarray(image, dtype=np.uint8)
+        return np.array(image, dtype=np.uint8)
     if image.mode == "L":
         gray = np.asarray(image, dtype=np.uint8)
     elif image.mode.startswith("I"):  # 16-bit PNG/TIFF ("I;16", "I;16B") or its 32-bit "I" form
@@ -81,7 +82,7 @@ def _image_to_rgb(image: Image.Image, *, keep_16_bits: bool = False) -> np.ndarr
         else:
             gray = np.clip(np.round(values / 257.0), 0, 255).astype(np.uint8)
     else:
-        return np.asarray(image.convert("RGB"), dtype=np.uint8)
+        return np.array(image.convert("RGB"), dtype=np.uint8)
     return np.repeat(gray[..., None], 3, axis=2)
 
 
