@@ -118,3 +118,18 @@ def test_the_model_config_chooses_the_backbones():
     L = torch.rand(1, 3, 1, 64, 64) - 0.5
     assert torch.equal(module.net.estimate_flow(L[:, 0], L[:, 1]), torch.zeros(1, 2, 64, 64))
     assert module.net.colorize_clip(L).shape == (1, 3, 2, 64, 64)
+
+
+def test_entry_points_print_a_warning_without_the_source_line():
+    """run_task's warnings.formatwarning: the message (stripped), its category and where it
+    came from, relative to the project; not Python's echo of the line that raised it."""
+    from helpers import ROOT
+
+    from tcvc.tasks.config import one_line_warning
+
+    file = str(ROOT / "tcvc" / "models" / "tcvc_module.py")
+    # called as warnings' _formatwarnmsg calls a replaced formatwarning: five positional arguments
+    text = one_line_warning(UserWarning("\nIDC weights not given"), UserWarning, file, 92, "net =")
+    assert text == "warning: IDC weights not given (UserWarning, tcvc/models/tcvc_module.py:92)\n"
+    outside = one_line_warning(DeprecationWarning("old"), DeprecationWarning, "/x/y.py", 3)
+    assert outside == "warning: old (DeprecationWarning, /x/y.py:3)\n"

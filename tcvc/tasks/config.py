@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -161,6 +162,16 @@ def resolve_released(cfg: DictConfig) -> DictConfig:
     return cfg
 
 
+def one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """``warnings.formatwarning`` of the entry points: ``warning: <message> (<category>,
+    <file>:<line>)``, the file relative to the project, without Python's echo of the source
+    line that raised it (a dangling fragment of code to someone colouring a film)."""
+    path = Path(filename)
+    if path.is_relative_to(ROOT):
+        path = path.relative_to(ROOT)
+    return f"warning: {str(message).strip()} ({category.__name__}, {path}:{lineno})\n"
+
+
 def run_task(task: str, fn: Callable[[DictConfig], Any]) -> None:
     """Run ``fn`` on ``conf/<task>.yaml`` composed with the command line's overrides, as an
     entry point: renamed options refused first, ``released`` weights resolved
@@ -171,6 +182,7 @@ def run_task(task: str, fn: Callable[[DictConfig], Any]) -> None:
     from tcvc.tasks.errors import report_user_errors
 
     configure()
+    warnings.formatwarning = one_line_warning
     refuse_renamed_overrides(task)
 
     @hydra.main(version_base="1.3", config_path=str(ROOT / "conf"), config_name=task)
