@@ -73,3 +73,20 @@ def test_an_old_key_in_a_config_file_is_refused():
     check_renamed("train", ["resume"])
     with pytest.raises(UserError, match="inference.sampling=one is now single"):
         InferenceOptions.from_config({"sampling": "one"})
+
+
+@pytest.mark.parametrize("task", ["colorize", "eval"])
+def test_an_unknown_inference_key_is_refused_with_the_closest_name(task):
+    """`+inference.resoluton=128` appends a key Hydra does not know: refused, naming the key
+    meant, not a run at the default resolution. The shipped groups hold only known keys."""
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose(config_name=task, overrides=["+inference.resoluton=128"])
+        shipped = compose(config_name=task)
+    with pytest.raises(
+        UserError,
+        match=r"^inference.resoluton: no such option \(did you mean inference.resolution\? the",
+    ):
+        InferenceOptions.from_config(cfg.inference)
+    assert set(shipped.inference) <= set(InferenceOptions.from_config(shipped.inference).__dict__)
+    with pytest.raises(UserError, match=r"^inference.zzz: no such option \(the options: interval"):
+        InferenceOptions.from_config({"zzz": 1})

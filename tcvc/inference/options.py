@@ -9,6 +9,7 @@ Bad values raise ``UserError`` naming the option as it is spelled in the config.
 from __future__ import annotations
 
 import contextlib
+import difflib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +35,25 @@ PRECISIONS = ("fp32", "tf32", "bf16")
 # torch.compile modes for the head's recurrent step (inference.compile; null: eager)
 COMPILE_MODES = ("default", "reduce-overhead")
 _OLD_VALUES = {("sampling", "one"): "single"}
+# the keys of an inference config node (conf/inference/), each read by from_config
+KEYS = (
+    "interval",
+    "sampling",
+    "multi_offsets",
+    "resolution",
+    "flow_batch",
+    "clips_per_batch",
+    "precision",
+    "flownet_fp32",
+    "channels_last",
+    "compile",
+    "device",
+    "gamut",
+    "scene_cut_threshold",
+    "lightness",
+    "guidance_carry",
+    "guidance_decay",
+)
 
 
 @dataclass(frozen=True)
@@ -65,7 +85,15 @@ class InferenceOptions:
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any], *, prefix: str = "inference.") -> InferenceOptions:
         """The options of a config node (``cfg.inference``), checked; ``prefix`` names them in
-        the messages."""
+        the messages. A key it does not know is a ``UserError`` (``+inference.resoluton=128``
+        would otherwise be a run at the default resolution)."""
+        for key in cfg:
+            if key not in KEYS:
+                close = difflib.get_close_matches(str(key), KEYS, n=1)
+                hint = f"did you mean {prefix}{close[0]}? " if close else ""
+                raise UserError(
+                    f"{prefix}{key}: no such option ({hint}the options: {', '.join(KEYS)})"
+                )
 
         def get(key: str, default: Any) -> Any:
             value = cfg.get(key, default)
