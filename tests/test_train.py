@@ -170,6 +170,19 @@ def test_the_paper_run_without_data_or_gpu_stops_before_building(
     assert not run.exists()
 
 
+def test_resume_last_in_a_new_run_folder_starts_afresh_and_says_how_to_go_on(tmp_path, caplog):
+    from tcvc.tasks.train import _resume_path
+
+    assert _resume_path("last", tmp_path) is None
+    assert "starting afresh (to go on with an earlier run, give its folder: hydra.run.dir=" in (
+        caplog.text
+    )
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "last.ckpt").write_bytes(b"")
+    assert _resume_path("last", tmp_path) == str(tmp_path / "checkpoints" / "last.ckpt")
+    assert _resume_path(None, tmp_path) is None
+
+
 def test_the_old_resume_option_is_refused_in_a_config(sample_dir, tmp_path):
     """`ckpt_path` is now `resume`; an experiment file that still sets it gets one line."""
     from tcvc.errors import UserError

@@ -154,7 +154,11 @@ def _resume_path(resume: str | None, output_dir: Path) -> str | None:
         return resume
     last = output_dir / "checkpoints" / "last.ckpt"
     if not last.exists():
-        log.warning("resume=last, but %s does not exist: starting afresh", last)
+        log.warning(
+            "resume=last, but %s does not exist: starting afresh (to go on with an earlier run, "
+            "give its folder: hydra.run.dir=<that run's folder>)",
+            last,
+        )
         return None
     return str(last)
 
