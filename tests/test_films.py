@@ -589,6 +589,20 @@ def test_a_second_run_on_the_same_output_is_refused_while_the_first_works(
     assert "kept" not in caplog.text  # a refused run says only why
 
 
+def test_a_file_system_without_locks_runs_with_a_warning(clips, net, tmp_path, caplog, monkeypatch):
+    import errno
+    import fcntl
+
+    def no_flock(file, operation):
+        raise OSError(errno.ENOSYS, "Function not implemented")
+
+    monkeypatch.setattr(fcntl, "flock", no_flock)
+    out = tmp_path / "film"
+    assert run(net, input=clips["bikes"], output=out, resume=True, segment_seconds=0.2)["joined"]
+    assert "cannot lock run.lock (Function not implemented)" in caplog.text
+    assert len(list(out.iterdir())) == 18
+
+
 def test_pieces_without_a_plan_are_not_joined(clips, net, tmp_path, caplog):
     """Pieces in a work folder without plan.json (nothing says what they are) are removed, with
     a warning, and coloured again."""

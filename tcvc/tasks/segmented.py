@@ -191,6 +191,12 @@ class WorkFolder:
                     f"{self.target}: another colorize run is working on this output "
                     f"({self.root}); wait for it to end or stop it"
                 ) from None
+            except OSError as error:  # a file system without flock (Lustre mounted noflock)
+                log.warning(
+                    "%s: cannot lock run.lock (%s): a second run on this output is not refused",
+                    self.root,
+                    error.strerror or error,
+                )
             yield
 
 
