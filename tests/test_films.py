@@ -603,15 +603,34 @@ def test_a_file_system_without_locks_runs_with_a_warning(clips, net, tmp_path, c
     assert len(list(out.iterdir())) == 18
 
 
-def test_pieces_without_a_plan_are_not_joined(clips, net, tmp_path, caplog):
-    """Pieces in a work folder without plan.json (nothing says what they are) are removed, with
-    a warning, and coloured again."""
+def test_pieces_without_a_plan_are_not_joined(clips, net, tmp_path, caplog, monkeypatch):
+    """Pieces in a work folder without plan.json (nothing says what they are) are removed by a
+    run, with a warning, and coloured again; a shard leaves them (another shard's, maybe, whose
+    plan it does not see yet), and a shard that fails before its plan leaves the folder (shards
+    started together all found none)."""
+    from tcvc.tasks import segmented
+
     plain = tmp_path / "plain"
     run(net, input=clips["bikes"], output=plain)
     out = tmp_path / "film"
     stray = work_folder(out) / "pieces" / "00000"
     stray.mkdir(parents=True)
     (stray / "frame00000.png").write_bytes(b"not this run's")
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(segmented, "make_plan", interrupted)
+        shutil.rmtree(work_folder(out))
+        with pytest.raises(KeyboardInterrupt):
+            run(net, input=clips["bikes"], output=out, shard="0/2", segment_seconds=0.2)
+        assert work_folder(out).is_dir()  # the other shards' folder too
+        stray.mkdir(parents=True)
+        (stray / "frame00000.png").write_bytes(b"not this run's")
+        with pytest.raises(KeyboardInterrupt):
+            run(net, input=clips["bikes"], output=out, shard="0/2", segment_seconds=0.2)
+        assert (stray / "frame00000.png").is_file()
     result = run(net, input=clips["bikes"], output=out, resume=True, segment_seconds=0.2)
     assert result["segments"]["before"] == 0 and result["joined"]
     assert "1 piece(s) without a plan, removed" in caplog.text
@@ -619,10 +638,19 @@ def test_pieces_without_a_plan_are_not_joined(clips, net, tmp_path, caplog):
 
 
 def test_a_streamed_run_beside_an_earlier_runs_work_says_so(clips, net, tmp_path, caplog):
+    """Refused while a run in segments works there; once it has ended, the streamed run goes on
+    and says the earlier run's work is left there."""
+    from tcvc.tasks.colorize_job import ColorizeJob
+    from tcvc.tasks.segmented import WorkFolder
+
     out = tmp_path / "film.mp4"
     options = {"input": clips["bikes"], "output": out, "segment_seconds": 0.2}
     with InterruptedNet(net, at=4), pytest.raises(KeyboardInterrupt):
         run(net, **options, resume=True)
+    work = WorkFolder(ColorizeJob.from_config(compose_colorize(**FAST, **options)))
+    with work.lock(shared=False), pytest.raises(UserError, match="another colorize run"):
+        run(net, **options)
+    assert not out.exists()
     run(net, **options)
     assert "an earlier run in segments left its work there" in caplog.text
     assert work_folder(out).is_dir()  # left for resume=true (it refuses other options)

@@ -138,7 +138,7 @@ def _summary_table(summary: dict[str, Any]) -> str:
     lines = [", ".join(f"{key} {count}" for key, count in counts.items())]
     # a reason names its input already when it is the input's own error
     lines += [
-        f"  failed: {reason if reason.startswith(source) else f'{source}: {reason}'}"
+        f"  failed: {reason if reason.startswith(f'{source}:') else f'{source}: {reason}'}"
         for source, reason in summary["failed"]
     ]
     return "\n".join(lines)

@@ -38,7 +38,7 @@ from tcvc.tasks.colorize_job import (
     remove_empty,
 )
 from tcvc.tasks.config import refuse_renamed_config
-from tcvc.tasks.segmented import colorize_segmented, work_folder
+from tcvc.tasks.segmented import WorkFolder, colorize_segmented
 
 log = logging.getLogger("tcvc")
 
@@ -75,11 +75,14 @@ def colorize_file(job: ColorizeJob, *, net: torch.nn.Module | None = None) -> di
     job.check_target()
     if job.segmented:
         return colorize_segmented(job, net=net)
-    if work_folder(job.target).exists():
+    work = WorkFolder(job)
+    if work.root.exists():
+        with work.lock(shared=False):  # refused while a run in segments works there
+            pass
         log.warning(
             "%s: an earlier run in segments left its work there; this run starts afresh (resume=true "
             "would go on from it)",
-            work_folder(job.target),
+            work.root,
         )
     with job.open_reader() as probe:
         info, index = probe.info, probe.index

@@ -183,7 +183,9 @@ class WorkFolder:
         holds it in a way that excludes this one. The kernel releases it when the process
         ends, however it ends."""
         self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / "run.lock", "a") as file:
+        # read and write: NFS emulates flock with byte-range locks, and a shared one needs a
+        # file open for reading
+        with open(self.root / "run.lock", "a+") as file:
             try:
                 fcntl.flock(file, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -289,8 +291,10 @@ def load_or_make_plan(job: ColorizeJob, work: WorkFolder) -> tuple[Plan, bool]:
                 f"resume it, or remove the folder to start over"
             )
         return plan, True
-    stale = sorted(work.pieces.glob("[0-9]*")) if work.pieces.is_dir() else []
-    if stale:  # no plan says what they are: not this run's to join
+    # no plan says what they are: not this run's to join. A shard leaves them: they may be
+    # another shard's, whose plan this one does not see yet
+    stale = sorted(work.pieces.glob("[0-9]*")) if job.shard is None and work.pieces.is_dir() else []
+    if stale:
         log.warning("%s: %d piece(s) without a plan, removed", work.root, len(stale))
         for path in stale:
             shutil.rmtree(path) if path.is_dir() else path.unlink()
@@ -480,7 +484,7 @@ def _keep_or_remove(job: ColorizeJob, work: WorkFolder, *, made_here: bool, plan
             work.root,
             len([p for p in work.pieces.glob("[0-9]*")]) if work.pieces.is_dir() else 0,
         )
-    elif made_here:
+    elif made_here and job.shard is None:  # shards started together all see no folder first
         work.remove()
 
 

@@ -8,22 +8,10 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 
 from helpers import CONF, ROOT
+from tcvc.inference.options import KEYS
 
 # the keys of conf/inference/, given to compose_colorize without their prefix
-INFERENCE = {
-    "compile",
-    "clips_per_batch",
-    "interval",
-    "sampling",
-    "multi_offsets",
-    "resolution",
-    "flow_batch",
-    "precision",
-    "device",
-    "gamut",
-    "scene_cut_threshold",
-    "lightness",
-}
+INFERENCE = set(KEYS)
 
 
 def compose_colorize(**options):
