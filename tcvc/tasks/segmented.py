@@ -167,11 +167,14 @@ class WorkFolder:
     def finished(self, plan: Plan) -> int:
         return sum(self.done(s) for s in plan.segments)
 
+    def finished_pieces(self) -> list[Path]:
+        """The finished pieces there (named by their segment's index), in order."""
+        return sorted(self.pieces.glob("[0-9]*")) if self.pieces.is_dir() else []
+
     def remove_partials(self) -> None:
         """Partial pieces of a killed run (the writers' hidden temporary files)."""
         if self.pieces.is_dir():
-            for path in self.pieces.glob(".*"):
-                shutil.rmtree(path) if path.is_dir() else path.unlink()
+            _remove_all(self.pieces.glob(".*"))
 
     def remove(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
@@ -200,6 +203,12 @@ class WorkFolder:
                     error.strerror or error,
                 )
             yield
+
+
+def _remove_all(paths) -> None:
+    """Files and folders (a frame-folder output's pieces are folders)."""
+    for path in paths:
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
 def input_identity(source: Path) -> dict[str, Any]:
@@ -293,11 +302,10 @@ def load_or_make_plan(job: ColorizeJob, work: WorkFolder) -> tuple[Plan, bool]:
         return plan, True
     # no plan says what they are: not this run's to join. A shard leaves them: they may be
     # another shard's, whose plan this one does not see yet
-    stale = sorted(work.pieces.glob("[0-9]*")) if job.shard is None and work.pieces.is_dir() else []
+    stale = work.finished_pieces() if job.shard is None else []
     if stale:
         log.warning("%s: %d piece(s) without a plan, removed", work.root, len(stale))
-        for path in stale:
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
+        _remove_all(stale)
     plan = work.write_plan(make_plan(job, identity))
     changed = _changes(plan.fingerprint, identity)
     if changed:  # a shard with other options wrote its plan first
@@ -482,7 +490,7 @@ def _keep_or_remove(job: ColorizeJob, work: WorkFolder, *, made_here: bool, plan
             "kept %s (%d finished piece(s)): run again with resume=true to go on; remove the "
             "folder to start over",
             work.root,
-            len([p for p in work.pieces.glob("[0-9]*")]) if work.pieces.is_dir() else 0,
+            len(work.finished_pieces()),
         )
     elif made_here and job.shard is None:  # shards started together all see no folder first
         work.remove()
