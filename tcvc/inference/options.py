@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import torch
@@ -35,25 +35,6 @@ PRECISIONS = ("fp32", "tf32", "bf16")
 # torch.compile modes for the head's recurrent step (inference.compile; null: eager)
 COMPILE_MODES = ("default", "reduce-overhead")
 _OLD_VALUES = {("sampling", "one"): "single"}
-# the keys of an inference config node (conf/inference/), each read by from_config
-KEYS = (
-    "interval",
-    "sampling",
-    "multi_offsets",
-    "resolution",
-    "flow_batch",
-    "clips_per_batch",
-    "precision",
-    "flownet_fp32",
-    "channels_last",
-    "compile",
-    "device",
-    "gamut",
-    "scene_cut_threshold",
-    "lightness",
-    "guidance_carry",
-    "guidance_decay",
-)
 
 
 @dataclass(frozen=True)
@@ -206,6 +187,11 @@ class InferenceOptions:
                 yield
         finally:
             cudnn.allow_tf32, matmul.allow_tf32 = saved
+
+
+# the keys of an inference config node (conf/inference/): the options' fields, each read by
+# from_config
+KEYS = tuple(f.name for f in fields(InferenceOptions))
 
 
 def _int_tuple(value: Any, name: str) -> tuple[int, ...]:
