@@ -65,6 +65,14 @@ def run(net, **options):
     return colorize(compose_colorize(**{**FAST, **options}), net=net)
 
 
+def work_of(**options):
+    """The work folder (``tcvc.tasks.segmented.WorkFolder``) of a run with ``options``."""
+    from tcvc.tasks.colorize_job import ColorizeJob
+    from tcvc.tasks.segmented import WorkFolder
+
+    return WorkFolder(ColorizeJob.from_config(compose_colorize(**{**FAST, **options})))
+
+
 # ---- segments ---------------------------------------------------------------------------------
 
 
@@ -564,12 +572,9 @@ def test_a_second_run_on_the_same_output_is_refused_while_the_first_works(
     """run.lock: a run holds it exclusively, shards share it. A second run (or a shard beside a
     run, or a run beside a shard) is refused in one line and leaves the folder as it was; when
     the first has ended (its lock gone with it), the same command goes on."""
-    from tcvc.tasks.colorize_job import ColorizeJob
-    from tcvc.tasks.segmented import WorkFolder
-
     out = tmp_path / "film"
     options = {"input": clips["bikes"], "output": out, "segment_seconds": 0.2}
-    work = WorkFolder(ColorizeJob.from_config(compose_colorize(**FAST, **options)))
+    work = work_of(**options)
     for held, second in [
         (False, {"resume": True}),
         (False, {"shard": "0/2"}),
@@ -614,20 +619,20 @@ def test_pieces_without_a_plan_are_not_joined(clips, net, tmp_path, caplog, monk
     run(net, input=clips["bikes"], output=plain)
     out = tmp_path / "film"
     stray = work_folder(out) / "pieces" / "00000"
-    stray.mkdir(parents=True)
-    (stray / "frame00000.png").write_bytes(b"not this run's")
+
+    def place_stray():
+        stray.mkdir(parents=True)
+        (stray / "frame00000.png").write_bytes(b"not this run's")
 
     def interrupted(*args):
         raise KeyboardInterrupt
 
     with monkeypatch.context() as patch:
         patch.setattr(segmented, "make_plan", interrupted)
-        shutil.rmtree(work_folder(out))
         with pytest.raises(KeyboardInterrupt):
             run(net, input=clips["bikes"], output=out, shard="0/2", segment_seconds=0.2)
         assert work_folder(out).is_dir()  # the other shards' folder too
-        stray.mkdir(parents=True)
-        (stray / "frame00000.png").write_bytes(b"not this run's")
+        place_stray()
         with pytest.raises(KeyboardInterrupt):
             run(net, input=clips["bikes"], output=out, shard="0/2", segment_seconds=0.2)
         assert (stray / "frame00000.png").is_file()
@@ -640,14 +645,11 @@ def test_pieces_without_a_plan_are_not_joined(clips, net, tmp_path, caplog, monk
 def test_a_streamed_run_beside_an_earlier_runs_work_says_so(clips, net, tmp_path, caplog):
     """Refused while a run in segments works there; once it has ended, the streamed run goes on
     and says the earlier run's work is left there."""
-    from tcvc.tasks.colorize_job import ColorizeJob
-    from tcvc.tasks.segmented import WorkFolder
-
     out = tmp_path / "film.mp4"
     options = {"input": clips["bikes"], "output": out, "segment_seconds": 0.2}
     with InterruptedNet(net, at=4), pytest.raises(KeyboardInterrupt):
         run(net, **options, resume=True)
-    work = WorkFolder(ColorizeJob.from_config(compose_colorize(**FAST, **options)))
+    work = work_of(**options)
     with work.lock(shared=False), pytest.raises(UserError, match="another colorize run"):
         run(net, **options)
     assert not out.exists()

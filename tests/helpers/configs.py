@@ -36,10 +36,16 @@ TRAIN_SMALL = [
 ]
 
 
-def compose_train(overrides: list[str]):
-    """The train config as train.py composes it (no Hydra run: the run-folder paths are given)."""
+def _compose_task(task: str, overrides: list[str]):
+    """conf/<task>.yaml as the entry point composes it (no Hydra run: the run-folder paths are
+    given)."""
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):
-        return compose(config_name="train", overrides=[f"paths.work_dir={ROOT}", *overrides])
+        return compose(config_name=task, overrides=[f"paths.work_dir={ROOT}", *overrides])
+
+
+def compose_train(overrides: list[str]):
+    """The train config as train.py composes it."""
+    return _compose_task("train", overrides)
 
 
 def train_data(sample_dir: Path) -> list[str]:
@@ -62,9 +68,8 @@ EVAL_SMALL = [
 
 
 def compose_eval(overrides: list[str]):
-    """The eval config as eval.py composes it (no Hydra run: the run-folder paths are given)."""
-    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
-        return compose(config_name="eval", overrides=[f"paths.work_dir={ROOT}", *overrides])
+    """The eval config as eval.py composes it."""
+    return _compose_task("eval", overrides)
 
 
 def eval_data(sample_dir: Path) -> list[str]:
