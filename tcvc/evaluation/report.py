@@ -7,8 +7,8 @@ writes files into the output folder:
 - ``metrics.json`` (the report, nan as null), ``metrics.csv``, ``table.md`` (``write_tables``);
 - ``plots/per_video.png`` and, for an interval sweep, ``plots/cdc_vs_interval.png``
   (``write_plots``);
-- ``comparison/<root>__<video>.mp4`` (``write_comparison``: gray | IDC | TCVC | ground truth under a label
-  strip) and ``frames/<run>/<video>/*.png`` (``save_frames``);
+- ``comparison/<root>__<video>.mp4`` (``write_comparison``: gray | IDC | TCVC | ground truth
+  under a label strip) and ``frames/<run>/<video>/*.png`` (``save_frames``);
 - the tables, plots and videos to W&B (``log_report``).
 """
 

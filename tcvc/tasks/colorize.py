@@ -80,8 +80,8 @@ def colorize_file(job: ColorizeJob, *, net: torch.nn.Module | None = None) -> di
         with work.lock(shared=False):  # refused while a run in segments works there
             pass
         log.warning(
-            "%s: an earlier run in segments left its work there; this run starts afresh (resume=true "
-            "would go on from it)",
+            "%s: an earlier run in segments left its work there; this run starts afresh "
+            "(resume=true would go on from it)",
             work.root,
         )
     with job.open_reader() as probe:
